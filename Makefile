@@ -1,0 +1,22 @@
+# The README's two commands:  make demo   and   make test
+# Both install everything they need (idempotent: a second run skips finished work).
+.PHONY: setup demo test test-fast bench clean-cluster
+
+setup:          ## system packages, pgvector, environments, default model, local cluster, schema
+	scripts/bootstrap.sh
+	.venv/bin/pgbert setup
+
+demo: setup     ## setup, then load a sample corpus and run searches; leaves the cluster running
+	.venv/bin/pgbert demo
+
+test:           ## setup (no demo data), then the whole test suite
+	scripts/bootstrap.sh
+	.venv/bin/pgbert setup
+	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast:      ## unit tests only (no database, no real weights)
+	.venv/bin/python -m pytest -q tests/unit
+
+clean-cluster:  ## stop and delete the local cluster (model bundles and environments are kept)
+	-.venv/bin/pgbert db stop
+	rm -rf .pgbert/data .pgbert/run .pgbert/log

@@ -1,0 +1,1 @@
+"""The `pgbert` command: local cluster, model export, migrations, demo."""

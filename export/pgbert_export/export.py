@@ -1,0 +1,246 @@
+"""Hugging Face encoder -> pgbert bundle: model.onnx, tokenizer.json, manifest.json.
+
+The export is validated end to end: the bundle is loaded with pgbert's own in-database runtime
+(tokenizer + ONNX Runtime + pooling) and compared with PyTorch on varied sample texts.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from pgbert_runtime.bundle import FORMAT_VERSION, MANIFEST, load_bundle, sha256_file
+from pgbert_runtime.encoder import Encoder
+
+from .sources import ExportError, resolve_model
+
+TOLERANCE = 1e-4  # max |onnx - torch| per vector component
+
+# Varied on purpose: English, Japanese, code, one word, emoji, empty, and longer than any model's window.
+SAMPLE_TEXTS = [
+    "I love natural language processing",
+    "PostgreSQL stores the vectors; the model runs next to the data.",
+    "自然言語処理が大好きです。東京の天気は晴れです。",
+    "def embed(text: str) -> list[float]:\n    return model(text)",
+    "hello",
+    "🚀🔥 emoji-only? ✨",
+    "",
+    " ".join(["Long documents are truncated to the model's window, exactly as its own library does."] * 120),
+]
+
+
+@dataclass
+class ModelSettings:
+    pooling: str
+    normalize: bool
+    max_tokens: int
+
+
+def _read_json(path: str) -> dict | list | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def detect_settings(model_dir: str) -> ModelSettings:
+    """Pooling/normalisation from the sentence-transformers config; [CLS] and raw for a plain model."""
+    pooling, normalize = "cls", False
+    modules = _read_json(os.path.join(model_dir, "modules.json"))
+    if modules:
+        pooling = None
+        for module in modules:
+            kind = module.get("type", "").rsplit(".", 1)[-1]
+            if kind == "Pooling":
+                cfg = _read_json(os.path.join(model_dir, module.get("path", ""), "config.json")) or {}
+                modes = [k for k, v in cfg.items() if k.startswith("pooling_mode") and v]
+                if modes == ["pooling_mode_mean_tokens"]:
+                    pooling = "mean"
+                elif modes == ["pooling_mode_cls_token"]:
+                    pooling = "cls"
+                else:
+                    raise ExportError(f"unsupported sentence-transformers pooling {modes}; pgbert supports "
+                                      f"mean and cls (override with --pooling)")
+            elif kind == "Normalize":
+                normalize = True
+            elif kind not in ("Transformer", "Pooling", "Normalize"):
+                raise ExportError(f"unsupported sentence-transformers module {module.get('type')!r} in "
+                                  f"{model_dir}/modules.json (pgbert exports Transformer + Pooling + Normalize)")
+        pooling = pooling or "cls"
+    return ModelSettings(pooling, normalize, detect_max_tokens(model_dir))
+
+
+def detect_max_tokens(model_dir: str) -> int:
+    config = _read_json(os.path.join(model_dir, "config.json")) or {}
+    positions = int(config.get("max_position_embeddings", 512))
+    # RoBERTa-style models (RoBERTa, XLM-R, MPNet) reserve padding_idx + 1 positions.
+    if config.get("model_type") in ("roberta", "xlm-roberta", "mpnet", "camembert"):
+        positions -= int(config.get("pad_token_id", 1)) + 1
+    st = _read_json(os.path.join(model_dir, "sentence_bert_config.json")) or {}
+    if st.get("max_seq_length"):
+        return min(int(st["max_seq_length"]), positions)
+    tok = _read_json(os.path.join(model_dir, "tokenizer_config.json")) or {}
+    declared = tok.get("model_max_length")
+    if isinstance(declared, (int, float)) and 0 < declared < 100_000:
+        return min(int(declared), positions)
+    return positions
+
+
+class Progress:
+    def __init__(self, total: int, echo=print):
+        self.total, self.n, self.echo, self.started = total, 0, echo, time.perf_counter()
+
+    def step(self, message: str) -> None:
+        self.n += 1
+        self.echo(f"[{self.n}/{self.total}] {message} (+{time.perf_counter() - self.started:.1f}s)")
+
+
+def export_model(model: str, output: str, *, pooling: str | None = None, normalize: bool | None = None,
+                 max_tokens: int | None = None, opset: int = 18, echo=print) -> dict:
+    """Export MODEL into the bundle folder OUTPUT (replaced atomically); returns the manifest."""
+    progress = Progress(5, echo)
+    progress.step(f"resolving {model}")
+    model_dir, model_id = resolve_model(model, progress=lambda m: echo("      " + m))
+    settings = detect_settings(model_dir)
+    if pooling:
+        settings.pooling = pooling
+    if normalize is not None:
+        settings.normalize = normalize
+    if max_tokens:
+        settings.max_tokens = max_tokens
+    echo(f"      pooling={settings.pooling} normalize={settings.normalize} max_tokens={settings.max_tokens}")
+
+    parent = os.path.dirname(os.path.abspath(output)) or "."
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        manifest = _build(model_dir, model_id, settings, staging, opset, progress, echo)
+        progress.step(f"installing bundle at {output}")
+        if os.path.isdir(output):
+            old = output + ".old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(output, old)
+            os.rename(staging, output)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, output)
+        os.chmod(output, 0o755)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _build(model_dir, model_id, settings, staging, opset, progress, echo) -> dict:
+    import torch
+    import transformers
+    from optimum.exporters.onnx import main_export
+
+    progress.step("exporting to ONNX with optimum (feature-extraction)")
+    onnx_dir = os.path.join(staging, "onnx")
+    try:
+        main_export(model_dir, onnx_dir, task="feature-extraction", library_name="transformers",
+                    opset=opset, device="cpu", do_validation=False)
+    except Exception as exc:
+        raise ExportError(f"optimum could not export {model_id} to ONNX: {exc}") from exc
+    if os.path.exists(os.path.join(onnx_dir, "model.onnx_data")):
+        raise ExportError("the model is larger than 2 GB (external ONNX data); pgbert bundles hold one file")
+    shutil.move(os.path.join(onnx_dir, "model.onnx"), os.path.join(staging, "model.onnx"))
+    shutil.rmtree(onnx_dir)
+
+    progress.step("writing tokenizer.json")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir, use_fast=True)
+    if not tokenizer.is_fast:
+        raise ExportError(f"{model_id} has no fast tokenizer (tokenizer.json); pgbert needs one")
+    tok_dir = os.path.join(staging, "tok")
+    tokenizer.save_pretrained(tok_dir)
+    shutil.move(os.path.join(tok_dir, "tokenizer.json"), os.path.join(staging, "tokenizer.json"))
+    shutil.rmtree(tok_dir)
+
+    config = transformers.AutoConfig.from_pretrained(model_dir)
+    files = {name: {"size": os.path.getsize(os.path.join(staging, name)),
+                    "sha256": sha256_file(os.path.join(staging, name))}
+             for name in ("model.onnx", "tokenizer.json")}
+    import onnx
+    import onnxruntime
+    import optimum.version
+    import tokenizers
+
+    import pgbert_runtime
+
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model_id": model_id,
+        "model_type": config.model_type,
+        "dimension": int(config.hidden_size),
+        "pooling": settings.pooling,
+        "normalize": settings.normalize,
+        "max_tokens": settings.max_tokens,
+        "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+        "precision": "fp32",
+        "opset": opset,
+        "files": files,
+        "tools": {"torch": torch.__version__, "transformers": transformers.__version__,
+                  "optimum": optimum.version.__version__, "onnx": onnx.__version__,
+                  "onnxruntime": onnxruntime.__version__, "tokenizers": tokenizers.__version__,
+                  "pgbert": _pgbert_version()},
+        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    _write_manifest(staging, manifest)
+
+    progress.step(f"validating ONNX against PyTorch on {len(SAMPLE_TEXTS)} sample texts")
+    reference = torch_embeddings(model_dir, SAMPLE_TEXTS, settings)
+    ours = Encoder(load_bundle(staging), threads=None).encode(SAMPLE_TEXTS)
+    max_abs = float(np.abs(ours - reference).max())
+    cosines = (ours * reference).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(reference, axis=1))
+    echo(f"      max |onnx - torch| = {max_abs:.2e}, min cosine = {cosines.min():.7f}")
+    if not max_abs <= TOLERANCE:
+        raise ExportError(f"validation failed: ONNX differs from PyTorch by {max_abs:.2e} (> {TOLERANCE:g}); "
+                          f"the bundle was not installed")
+    manifest["validation"] = {"texts": len(SAMPLE_TEXTS), "max_abs_diff": max_abs,
+                              "min_cosine": float(cosines.min()), "tolerance": TOLERANCE}
+    _write_manifest(staging, manifest)
+    return manifest
+
+
+def _write_manifest(folder: str, manifest: dict) -> None:
+    with open(os.path.join(folder, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+
+
+def _pgbert_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("pgbert")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def torch_embeddings(model_dir: str, texts: list[str], settings: ModelSettings) -> np.ndarray:
+    """The reference: transformers + PyTorch, one text at a time, with the same pooling and truncation."""
+    import torch
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir, use_fast=True)
+    model = transformers.AutoModel.from_pretrained(model_dir).eval()
+    rows = []
+    with torch.inference_mode():
+        for text in texts:
+            enc = tokenizer(text, truncation=True, max_length=settings.max_tokens, return_tensors="pt")
+            hidden = model(**enc).last_hidden_state
+            if settings.pooling == "mean":
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            else:
+                vec = hidden[:, 0]
+            if settings.normalize:
+                vec = torch.nn.functional.normalize(vec, p=2, dim=1)
+            rows.append(vec[0].numpy())
+    return np.stack(rows).astype(np.float32)

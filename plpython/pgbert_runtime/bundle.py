@@ -1,0 +1,92 @@
+"""A model bundle: model.onnx + tokenizer.json + manifest.json, as written by `pgbert export`."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+class BundleError(Exception):
+    """The bundle is missing, damaged or not what the database expects. The message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: str
+    model_id: str
+    dimension: int
+    pooling: str
+    normalize: bool
+    max_tokens: int
+    files: dict = field(hash=False)
+    manifest: dict = field(hash=False, repr=False)
+
+    @property
+    def onnx_path(self) -> str:
+        return os.path.join(self.path, "model.onnx")
+
+    @property
+    def tokenizer_path(self) -> str:
+        return os.path.join(self.path, "tokenizer.json")
+
+    def verify(self, checksums: bool = False) -> None:
+        """Check every listed file exists with its recorded size (and sha256 when asked: slow for big models)."""
+        for name, meta in self.files.items():
+            full = os.path.join(self.path, name)
+            try:
+                size = os.path.getsize(full)
+            except OSError:
+                raise BundleError(f"model bundle {self.path}: file {name} is missing; "
+                                  f"re-export it with `pgbert export {self.model_id}`") from None
+            if size != meta["size"]:
+                raise BundleError(f"model bundle {self.path}: {name} is {size} bytes, manifest says "
+                                  f"{meta['size']} (truncated or replaced); re-export it with "
+                                  f"`pgbert export {self.model_id}`")
+            if checksums and sha256_file(full) != meta["sha256"]:
+                raise BundleError(f"model bundle {self.path}: {name} does not match its sha256 in the "
+                                  f"manifest; re-export it with `pgbert export {self.model_id}`")
+
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_bundle(path: str) -> Bundle:
+    """Read and check a bundle's manifest (cheap: sizes only, no checksums)."""
+    manifest_path = os.path.join(path, MANIFEST)
+    try:
+        with open(manifest_path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        raise BundleError(f"no model bundle at {path} ({MANIFEST} not found); export one with "
+                          f"`pgbert export MODEL` and register it with pgbert.use_model()") from None
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"model bundle {path}: cannot read {MANIFEST}: {exc}") from None
+    try:
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise BundleError(f"model bundle {path}: format_version {manifest.get('format_version')!r}, "
+                              f"this pgbert reads {FORMAT_VERSION}; re-export the model")
+        bundle = Bundle(
+            path=path,
+            model_id=str(manifest["model_id"]),
+            dimension=int(manifest["dimension"]),
+            pooling=str(manifest["pooling"]),
+            normalize=bool(manifest["normalize"]),
+            max_tokens=int(manifest["max_tokens"]),
+            files=dict(manifest["files"]),
+            manifest=manifest,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"model bundle {path}: {MANIFEST} is incomplete ({exc!r}); re-export the model") from None
+    if bundle.pooling not in ("mean", "cls"):
+        raise BundleError(f"model bundle {path}: unknown pooling {bundle.pooling!r}")
+    bundle.verify()
+    return bundle

@@ -1,0 +1,145 @@
+"""Tokenize, run the ONNX encoder in length-sorted batches, pool, normalise."""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .bundle import Bundle, BundleError, load_bundle
+from .pooling import POOLERS, l2_normalize
+
+DEFAULT_BATCH_SIZE = 32
+
+
+class Encoder:
+    """One loaded model: a tokenizer and an ONNX Runtime session. Not thread-safe (one per backend)."""
+
+    def __init__(self, bundle: Bundle, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE):
+        # Imported here so that `import pgbert_runtime` stays cheap for callers that only read manifests.
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.bundle = bundle
+        self.batch_size = max(1, int(batch_size))
+        self.threads = int(threads) if threads else default_threads()
+        try:
+            self.tokenizer = Tokenizer.from_file(bundle.tokenizer_path)
+        except Exception as exc:  # tokenizers raises a bare Exception on a damaged file
+            raise BundleError(f"model bundle {bundle.path}: cannot load tokenizer.json ({exc}); "
+                              f"re-export it with `pgbert export {bundle.model_id}`") from None
+        # Truncate as the model's own library does: max_tokens counts the special tokens too.
+        self.tokenizer.enable_truncation(max_length=bundle.max_tokens)
+        self.tokenizer.no_padding()  # we pad per batch, after sorting by length
+
+        options = ort.SessionOptions()
+        # ORT's default thread count was erratic on a busy machine: set it explicitly.
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(bundle.onnx_path, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise BundleError(f"model bundle {bundle.path}: ONNX Runtime cannot load model.onnx ({exc}); "
+                              f"re-export it with `pgbert export {bundle.model_id}`") from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        unknown = set(self.input_names) - {"input_ids", "attention_mask", "token_type_ids"}
+        if unknown:
+            raise BundleError(f"model bundle {bundle.path}: model.onnx wants unsupported inputs {sorted(unknown)}")
+        outputs = self.session.get_outputs()
+        width = outputs[0].shape[-1]
+        if isinstance(width, int) and width != bundle.dimension:
+            raise BundleError(f"model bundle {bundle.path}: model.onnx gives {width}-d vectors but the "
+                              f"manifest says {bundle.dimension}; re-export the model")
+        self.pad_id = self._pad_id()
+        self.pool = POOLERS[bundle.pooling]
+        self.calls = 0  # model invocations, for tests and statistics
+
+    def _pad_id(self) -> int:
+        padding = self.bundle.manifest.get("pad_token_id")
+        return int(padding) if padding is not None else 0
+
+    @property
+    def dimension(self) -> int:
+        return self.bundle.dimension
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts; returns float32 (len(texts), dimension), rows in input order."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        encodings = self.tokenizer.encode_batch(list(texts))
+        ids = [e.ids for e in encodings]
+        types = [e.type_ids for e in encodings]
+        # Sorting by length keeps similar lengths in one batch, so little compute goes to padding.
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = np.empty((len(ids), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            out[chunk] = self._run([ids[i] for i in chunk], [types[i] for i in chunk])
+        return out
+
+    def _run(self, ids: list[list[int]], types: list[list[int]]) -> np.ndarray:
+        width = max(len(x) for x in ids)
+        input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
+        token_types = np.zeros((len(ids), width), dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, (tok, typ) in enumerate(zip(ids, types)):
+            input_ids[row, :len(tok)] = tok
+            token_types[row, :len(typ)] = typ
+            mask[row, :len(tok)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": token_types}
+        hidden = self.session.run(None, {name: feeds[name] for name in self.input_names})[0]
+        self.calls += 1
+        pooled = self.pool(hidden.astype(np.float32, copy=False), mask)
+        return l2_normalize(pooled) if self.bundle.normalize else pooled
+
+
+def default_threads() -> int:
+    env = os.environ.get("PGBERT_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+_cache: dict[tuple, Encoder] = {}
+_lock = threading.Lock()
+
+
+def _bundle_key(path: str) -> tuple:
+    # A re-exported or replaced bundle has a new manifest: its mtime/size change invalidates the cache,
+    # so a fixed bundle is picked up on the next call without restarting the server.
+    try:
+        st = os.stat(os.path.join(path, "manifest.json"))
+        return (os.path.realpath(path), st.st_mtime_ns, st.st_size)
+    except OSError:
+        return (os.path.realpath(path), None, None)
+
+
+def get_encoder(path: str, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Encoder:
+    """The cached Encoder for a bundle directory, loaded on first use (once per process)."""
+    key = _bundle_key(path) + (threads, batch_size)
+    with _lock:
+        encoder = _cache.get(key)
+        if encoder is None:
+            encoder = Encoder(load_bundle(path), threads=threads, batch_size=batch_size)
+            _cache.clear()  # one model per backend: drop the old one's memory
+            _cache[key] = encoder
+        return encoder
+
+
+def embed_texts(encoder: Encoder, texts: Iterable[str | None]) -> list[np.ndarray | None]:
+    """Embed texts where None stays None (SQL NULL in, NULL out)."""
+    texts = list(texts)
+    present = [i for i, t in enumerate(texts) if t is not None]
+    vectors = encoder.encode([texts[i] for i in present])
+    result: list[np.ndarray | None] = [None] * len(texts)
+    for row, i in enumerate(present):
+        result[i] = vectors[row]
+    return result

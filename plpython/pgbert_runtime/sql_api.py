@@ -1,0 +1,149 @@
+"""The functions PL/Python bodies call. Each takes `plpy` so it is testable with a fake.
+
+The active model and runtime settings are read from admin-owned tables (pgbert.models,
+pgbert.settings) on every call: a non-admin cannot point a backend at another file, and a
+model switched or repaired by an admin is picked up by the next call, without a restart.
+"""
+from __future__ import annotations
+
+import time
+
+from .bundle import BundleError
+from .encoder import Encoder, embed_texts, get_encoder
+from .vectors import to_pgvector
+
+ACTIVE_MODEL_SQL = """
+SELECT m.name, m.bundle_path, m.dimension,
+       (SELECT s.value FROM pgbert.settings s WHERE s.name = 'threads') AS threads,
+       (SELECT s.value FROM pgbert.settings s WHERE s.name = 'batch_size') AS batch_size
+  FROM pgbert.models m WHERE m.active
+"""
+
+_plan = None
+stats = {"calls": 0, "texts": 0, "seconds": 0.0, "load_seconds": 0.0}
+
+
+def active_encoder(plpy) -> Encoder:
+    global _plan
+    if _plan is None:
+        _plan = plpy.prepare(ACTIVE_MODEL_SQL)
+    rows = plpy.execute(_plan)
+    if not rows:
+        plpy.error("pgbert: no active model",
+                   hint="An administrator registers one with: SELECT pgbert.use_model('/path/to/bundle');")
+    row = rows[0]
+    started = time.perf_counter()
+    try:
+        encoder = get_encoder(row["bundle_path"],
+                              threads=int(row["threads"]) if row["threads"] else None,
+                              batch_size=int(row["batch_size"]) if row["batch_size"] else 32)
+    except BundleError as exc:
+        plpy.error(f"pgbert: model {row['name']!r} cannot be loaded: {exc}",
+                   hint="Check SELECT * FROM pgbert.status(); fix the bundle or switch with pgbert.use_model().")
+    stats["load_seconds"] += time.perf_counter() - started  # cache hits add microseconds
+    if encoder.dimension != row["dimension"]:
+        plpy.error(f"pgbert: bundle {row['bundle_path']} gives {encoder.dimension}-d vectors, "
+                   f"but model {row['name']!r} is registered as {row['dimension']}-d",
+                   hint="The bundle was replaced by a different model: restore it, or register the "
+                        "new one with pgbert.use_model() (changing the dimension needs new columns).")
+    return encoder
+
+
+def _timed(encoder: Encoder, texts):
+    started = time.perf_counter()
+    vectors = embed_texts(encoder, texts)
+    stats["calls"] += 1
+    stats["texts"] += sum(v is not None for v in vectors)
+    stats["seconds"] += time.perf_counter() - started
+    return vectors
+
+
+def embed(plpy, text: str | None) -> str | None:
+    if text is None:
+        return None
+    return to_pgvector(_timed(active_encoder(plpy), [text])[0])
+
+
+def embed_batch(plpy, texts: list | None) -> list | None:
+    """One model pass for many texts; NULL elements give NULL vectors, order kept."""
+    if texts is None:
+        return None
+    vectors = _timed(active_encoder(plpy), texts)
+    return [None if v is None else to_pgvector(v) for v in vectors]
+
+
+def runtime_info(plpy) -> dict:
+    """What this backend has loaded: for pgbert.status()."""
+    import onnxruntime
+    import tokenizers
+
+    encoder = active_encoder(plpy)
+    return {
+        "model": encoder.bundle.model_id,
+        "bundle_path": encoder.bundle.path,
+        "dimension": encoder.dimension,
+        "pooling": encoder.bundle.pooling,
+        "normalize": encoder.bundle.normalize,
+        "max_tokens": encoder.bundle.max_tokens,
+        "threads": encoder.threads,
+        "batch_size": encoder.batch_size,
+        "engine": "onnxruntime " + onnxruntime.__version__,
+        "tokenizers": tokenizers.__version__,
+        "model_calls": encoder.calls,
+        **{f"backend_{k}": v for k, v in stats.items()},
+    }
+
+
+def use_model(plpy, bundle_path: str, name: str | None = None) -> str:
+    """Register (or refresh) a bundle and make it the active model. Admin only (EXECUTE is revoked)."""
+    import json
+    import os
+
+    from .bundle import load_bundle
+
+    if not os.path.isabs(bundle_path):
+        plpy.error(f"pgbert: bundle path must be absolute, got {bundle_path!r}")
+    try:
+        bundle = load_bundle(bundle_path)
+        get_encoder(bundle_path)  # prove that it loads here, in the server, before switching to it
+    except BundleError as exc:
+        plpy.error(f"pgbert: {exc}")
+    name = name or bundle.model_id.split("/")[-1]
+    in_use = None
+    if plpy.execute("SELECT to_regclass('pgbert.embedded_tables') IS NOT NULL AS e")[0]["e"]:
+        in_use = plpy.execute(plpy.prepare(
+            "SELECT string_agg(format('%s.%I (%s-d)', relid::regclass, vector_column, dimension), ', ') AS t"
+            " FROM pgbert.embedded_tables WHERE dimension <> $1", ["int"]), [bundle.dimension])[0]["t"]
+    if in_use:
+        plpy.error(f"pgbert: {name} gives {bundle.dimension}-d vectors but embedding tables use another "
+                   f"dimension: {in_use}",
+                   hint="Disable embedding on those tables first (pgbert.disable_embedding), or pick a model "
+                        "of the same dimension.")
+    plpy.execute("UPDATE pgbert.models SET active = false WHERE active AND bundle_path <> %s"
+                 % plpy.quote_literal(bundle_path))
+    plan = plpy.prepare(
+        """INSERT INTO pgbert.models AS m (name, bundle_path, model_id, dimension, pooling, normalize,
+                                          max_tokens, manifest, active)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, true)
+           ON CONFLICT (bundle_path) DO UPDATE SET name = EXCLUDED.name, model_id = EXCLUDED.model_id,
+               dimension = EXCLUDED.dimension, pooling = EXCLUDED.pooling, normalize = EXCLUDED.normalize,
+               max_tokens = EXCLUDED.max_tokens, manifest = EXCLUDED.manifest, active = true,
+               registered_at = now()""",
+        ["text", "text", "text", "int", "text", "bool", "int", "text"])
+    plpy.execute(plan, [name, bundle_path, bundle.model_id, bundle.dimension, bundle.pooling,
+                        bundle.normalize, bundle.max_tokens, json.dumps(bundle.manifest)])
+    return name
+
+
+def status(plpy) -> list[tuple[str, str]]:
+    """Everything an operator checks first; a broken model shows up as a 'problem' row, not an exception."""
+    rows: list[tuple[str, str]] = []
+    try:
+        info = runtime_info(plpy)
+    except plpy.Error as exc:
+        return [("ok", "false"), ("problem", str(exc).removeprefix("pgbert: "))]
+    except BundleError as exc:
+        return [("ok", "false"), ("problem", str(exc))]
+    rows.append(("ok", "true"))
+    rows += [(k, str(v)) for k, v in info.items()]
+    return rows

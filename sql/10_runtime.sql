@@ -1,0 +1,85 @@
+-- ---------------------------------------------------------------------------------------------------
+-- Runtime: loading the Python package, embed(), embed_batch(), model registration, status.
+-- ---------------------------------------------------------------------------------------------------
+
+-- Puts the admin-configured runtime environment on sys.path and imports pgbert_runtime once per
+-- backend. Only pgbert.settings (writable by its owner alone) decides what is imported.
+CREATE OR REPLACE FUNCTION pgbert._boot() RETURNS void
+LANGUAGE plpython3u VOLATILE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pgbert
+AS $$
+import sys
+if "pgbert" in GD:
+    return
+row = plpy.execute("SELECT value FROM pgbert.settings WHERE name = 'python_path'")
+for entry in reversed((row[0]["value"] or "").split(":") if row else []):
+    if entry and entry not in sys.path:
+        sys.path.insert(0, entry)
+try:
+    import pgbert_runtime.sql_api as api
+except ImportError as exc:
+    plpy.error(f"pgbert: cannot import the pgbert runtime ({exc})",
+               hint="An administrator sets the runtime environment's site-packages with "
+                    "UPDATE pgbert.settings SET value = '/path/site-packages' WHERE name = 'python_path'; "
+                    "`pgbert db migrate` sets it for the local cluster.")
+GD["pgbert"] = api
+$$;
+
+CREATE OR REPLACE FUNCTION public.embed(text text) RETURNS @vector_schema@.vector
+LANGUAGE plpython3u STABLE STRICT PARALLEL RESTRICTED
+SET search_path = pg_catalog, pgbert
+AS $$
+if "pgbert" not in GD:
+    plpy.execute("SELECT pgbert._boot()")
+return GD["pgbert"].embed(plpy, text)
+$$;
+COMMENT ON FUNCTION public.embed(text) IS
+    'Embeds one text with the active model (pgbert.models); NULL gives NULL. Long texts are truncated to the model''s window.';
+
+CREATE OR REPLACE FUNCTION public.embed_batch(texts text[]) RETURNS @vector_schema@.vector[]
+LANGUAGE plpython3u STABLE STRICT PARALLEL RESTRICTED
+SET search_path = pg_catalog, pgbert
+AS $$
+if "pgbert" not in GD:
+    plpy.execute("SELECT pgbert._boot()")
+return GD["pgbert"].embed_batch(plpy, texts)
+$$;
+COMMENT ON FUNCTION public.embed_batch(text[]) IS
+    'Embeds many texts in length-sorted batched model calls; the result has the same order, NULL for NULL.';
+
+CREATE OR REPLACE FUNCTION pgbert.use_model(bundle_path text, name text DEFAULT NULL) RETURNS text
+LANGUAGE plpython3u VOLATILE
+SET search_path = pg_catalog, pgbert
+AS $$
+if "pgbert" not in GD:
+    plpy.execute("SELECT pgbert._boot()")
+return GD["pgbert"].use_model(plpy, bundle_path, name)
+$$;
+COMMENT ON FUNCTION pgbert.use_model(text, text) IS
+    'Admin only: registers the model bundle at this server-side path, checks it loads, and makes it the active model.';
+
+CREATE OR REPLACE FUNCTION pgbert.status() RETURNS TABLE (setting text, value text)
+LANGUAGE plpython3u VOLATILE
+SET search_path = pg_catalog, pgbert
+AS $$
+if "pgbert" not in GD:
+    plpy.execute("SELECT pgbert._boot()")
+return GD["pgbert"].status(plpy)
+$$;
+COMMENT ON FUNCTION pgbert.status() IS
+    'The active model, its bundle, the runtime and this backend''s counters; a broken model shows as ok=false with the problem.';
+
+-- The model in use, for humans.
+CREATE OR REPLACE VIEW pgbert.active_model AS
+    SELECT name, model_id, dimension, pooling, normalize, max_tokens, bundle_path, registered_at
+      FROM pgbert.models WHERE active;
+
+-- ---------------------------------------------------------------------------------------------------
+-- Privileges: everyone may embed; only the owner (the installing administrator) decides which files
+-- are loaded and imported.
+-- ---------------------------------------------------------------------------------------------------
+GRANT USAGE ON SCHEMA pgbert TO PUBLIC;
+REVOKE ALL ON pgbert.settings, pgbert.models FROM PUBLIC;
+GRANT SELECT ON pgbert.settings, pgbert.models, pgbert.active_model TO PUBLIC;
+REVOKE ALL ON FUNCTION pgbert.use_model(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.embed(text), public.embed_batch(text[]), pgbert.status(), pgbert._boot() TO PUBLIC;
