@@ -19,6 +19,8 @@ SELECT m.name, m.bundle_path, m.dimension,
   FROM pgbert.models m WHERE m.active
 """
 
+# SQLSTATE 55000 (object_not_in_prerequisite_state): the model is not usable until an admin acts.
+NOT_READY = "55000"
 _plan = None
 stats = {"calls": 0, "texts": 0, "seconds": 0.0, "load_seconds": 0.0}
 
@@ -29,7 +31,7 @@ def active_encoder(plpy) -> Encoder:
         _plan = plpy.prepare(ACTIVE_MODEL_SQL)
     rows = plpy.execute(_plan)
     if not rows:
-        plpy.error("pgbert: no active model",
+        plpy.error("pgbert: no active model", sqlstate=NOT_READY,
                    hint="An administrator registers one with: SELECT pgbert.use_model('/path/to/bundle');")
     row = rows[0]
     started = time.perf_counter()
@@ -38,12 +40,12 @@ def active_encoder(plpy) -> Encoder:
                               threads=int(row["threads"]) if row["threads"] else None,
                               batch_size=int(row["batch_size"]) if row["batch_size"] else 32)
     except BundleError as exc:
-        plpy.error(f"pgbert: model {row['name']!r} cannot be loaded: {exc}",
+        plpy.error(f"pgbert: model {row['name']!r} cannot be loaded: {exc}", sqlstate=NOT_READY,
                    hint="Check SELECT * FROM pgbert.status(); fix the bundle or switch with pgbert.use_model().")
     stats["load_seconds"] += time.perf_counter() - started  # cache hits add microseconds
     if encoder.dimension != row["dimension"]:
         plpy.error(f"pgbert: bundle {row['bundle_path']} gives {encoder.dimension}-d vectors, "
-                   f"but model {row['name']!r} is registered as {row['dimension']}-d",
+                   f"but model {row['name']!r} is registered as {row['dimension']}-d", sqlstate=NOT_READY,
                    hint="The bundle was replaced by a different model: restore it, or register the "
                         "new one with pgbert.use_model() (changing the dimension needs new columns).")
     return encoder
@@ -102,12 +104,12 @@ def use_model(plpy, bundle_path: str, name: str | None = None) -> str:
     from .bundle import load_bundle
 
     if not os.path.isabs(bundle_path):
-        plpy.error(f"pgbert: bundle path must be absolute, got {bundle_path!r}")
+        plpy.error(f"pgbert: bundle path must be absolute, got {bundle_path!r}", sqlstate="22023")
     try:
         bundle = load_bundle(bundle_path)
         get_encoder(bundle_path)  # prove that it loads here, in the server, before switching to it
     except BundleError as exc:
-        plpy.error(f"pgbert: {exc}")
+        plpy.error(f"pgbert: {exc}", sqlstate=NOT_READY)
     name = name or bundle.model_id.split("/")[-1]
     in_use = None
     if plpy.execute("SELECT to_regclass('pgbert.embedded_tables') IS NOT NULL AS e")[0]["e"]:
@@ -116,7 +118,7 @@ def use_model(plpy, bundle_path: str, name: str | None = None) -> str:
             " FROM pgbert.embedded_tables WHERE dimension <> $1", ["int"]), [bundle.dimension])[0]["t"]
     if in_use:
         plpy.error(f"pgbert: {name} gives {bundle.dimension}-d vectors but embedding tables use another "
-                   f"dimension: {in_use}",
+                   f"dimension: {in_use}", sqlstate=NOT_READY,
                    hint="Disable embedding on those tables first (pgbert.disable_embedding), or pick a model "
                         "of the same dimension.")
     plpy.execute("UPDATE pgbert.models SET active = false WHERE active AND bundle_path <> %s"

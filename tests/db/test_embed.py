@@ -1,0 +1,77 @@
+"""embed() and embed_batch() inside PostgreSQL, against the plain-Python runtime."""
+import numpy as np
+import psycopg
+import pytest
+
+from pgbert_runtime import get_encoder
+
+TEXTS = ["I love natural language processing", "", "自然言語処理が大好きです。", "🚀🔥✨",
+         "x" * 50_000, "word " * 10_000]
+
+
+def vec(text: str) -> np.ndarray:
+    return np.array([float(x) for x in text.strip("[]").split(",")], dtype=np.float32)
+
+
+def test_embed_returns_the_models_dimension(conn, tiny_bundle):
+    row = conn.execute("SELECT vector_dims(embed('I love natural language processing')), "
+                       "pg_typeof(embed('x'))::text").fetchone()
+    assert row == (32, "vector")
+
+
+def test_null_gives_null(conn):
+    assert conn.execute("SELECT embed(NULL) IS NULL, embed_batch(NULL) IS NULL").fetchone() == (True, True)
+
+
+@pytest.mark.parametrize("text", TEXTS, ids=["english", "empty", "japanese", "emoji", "50k-chars", "10k-words"])
+def test_in_database_vector_equals_plain_python_runtime(conn, tiny_bundle, text):
+    stored = vec(conn.execute("SELECT embed(%s)::text", (text,)).fetchone()[0])
+    expected = get_encoder(tiny_bundle).encode([text])[0]
+    np.testing.assert_allclose(stored, expected, atol=1e-6)
+    assert float(stored @ expected / np.linalg.norm(stored) / np.linalg.norm(expected)) >= 0.9999
+
+
+def test_batch_keeps_order_and_nulls(conn, tiny_bundle):
+    rows = conn.execute("SELECT u.v::text FROM unnest(embed_batch(%s)) WITH ORDINALITY u(v, n) ORDER BY n",
+                        (["b", None, *TEXTS],)).fetchall()
+    assert rows[1][0] is None
+    expected = get_encoder(tiny_bundle).encode(["b", *TEXTS])
+    got = np.stack([vec(r[0]) for i, r in enumerate(rows) if i != 1])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_batch_is_one_model_pass_per_batch(conn):
+    before = dict(conn.execute("SELECT * FROM pgbert.status()").fetchall())
+    conn.execute("SELECT embed_batch(array_agg('text ' || g)) FROM generate_series(1, 64) g")
+    after = dict(conn.execute("SELECT * FROM pgbert.status()").fetchall())
+    assert int(after["model_calls"]) - int(before["model_calls"]) == 2  # 64 texts, batch_size 32
+
+
+def test_status_reports_the_active_model(conn, tiny_bundle):
+    status = dict(conn.execute("SELECT * FROM pgbert.status()").fetchall())
+    assert status["ok"] == "true" and status["dimension"] == "32" and status["bundle_path"] == tiny_bundle
+    assert conn.execute("SELECT name, dimension FROM pgbert.active_model").fetchone() == ("tiny-bert", 32)
+
+
+def test_unqualified_embed_works_for_a_plain_role(conn):
+    conn.execute("CREATE ROLE pgbert_test_reader LOGIN")
+    try:
+        conn.execute("SET ROLE pgbert_test_reader")
+        assert conn.execute("SELECT vector_dims(embed('hello'))").fetchone() == (32,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT pgbert.use_model('/tmp/x')")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE pgbert.settings SET value = '/tmp' WHERE name = 'python_path'")
+    finally:
+        conn.execute("RESET ROLE")
+        conn.execute("DROP OWNED BY pgbert_test_reader")
+        conn.execute("DROP ROLE pgbert_test_reader")
+
+
+def test_missing_active_model_is_a_clear_error(conn):
+    conn.execute("UPDATE pgbert.models SET active = false")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="no active model") as info:
+        conn.execute("SELECT embed('x')")
+    assert "use_model" in (info.value.diag.message_hint or "")
+    # The backend is still alive and working after the error.
+    assert conn.execute("SELECT 1").fetchone() == (1,)

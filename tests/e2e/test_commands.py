@@ -1,0 +1,50 @@
+"""The commands a user types: `pgbert db ...`, psql against the installed database, the image's lint."""
+import os
+import re
+import subprocess
+import sys
+
+from pgbert.paths import ROOT
+
+PGBERT = [sys.executable, "-m", "pgbert.cli"]
+
+
+def run(*argv, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, **kw)
+
+
+def test_db_url_reaches_the_installed_database_with_psql():
+    url = run(*PGBERT, "db", "url").stdout.strip()
+    assert url.startswith("postgresql://") and "port=" in url
+    out = run("psql", url, "-X", "-tAc", "SELECT vector_dims(embed('I love natural language processing')), "
+                                          "pg_typeof(embed('x'))")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "768|vector"
+
+
+def test_db_status_reports_running():
+    out = run(*PGBERT, "db", "status")
+    assert out.returncode == 0 and "running" in out.stdout
+
+
+def test_export_error_is_one_clear_line(tmp_path):
+    out = run(*PGBERT, "export", "no-such-org/no-such-model", "-o", str(tmp_path / "b"),
+              env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 1
+    assert "pgbert export: cannot fetch 'no-such-org/no-such-model'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = os.path.join(os.path.dirname(sys.executable), "hadolint")
+    out = run(hadolint, "Dockerfile.postgres")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_dockerfile_shares_the_tested_install_step():
+    dockerfile = open(os.path.join(ROOT, "Dockerfile.postgres")).read()
+    assert "scripts/install-runtime-env.sh" in dockerfile
+    # every file the image copies exists in the repository
+    for path in re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.M):
+        for item in path.split():
+            assert os.path.exists(os.path.join(ROOT, item)), item
