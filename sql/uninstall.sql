@@ -8,6 +8,15 @@ BEGIN
     DROP FUNCTION IF EXISTS public.embed_batch(text[]);
     DROP FUNCTION IF EXISTS public.search(text, integer);
     DROP FUNCTION IF EXISTS public.search(text, integer, regclass);
+    -- The tutorial table goes only when empty: a downgrade never deletes rows.
+    IF to_regclass('public.text_embeddings') IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM public.text_embeddings) THEN
+            RAISE NOTICE 'pgbert: keeping table text_embeddings: it holds rows';
+        ELSE
+            DROP TABLE public.text_embeddings;
+        END IF;
+    END IF;
+    DROP EVENT TRIGGER IF EXISTS pgbert_forget_dropped_tables;
     DROP SCHEMA IF EXISTS pgbert CASCADE;  -- also drops the triggers that call pgbert's functions
     -- Extensions go only when nothing else uses them.
     BEGIN

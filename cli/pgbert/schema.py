@@ -45,3 +45,4 @@ def configure(cursor, python_path: str | None, bundle: str | None) -> None:
         row = cursor.fetchone()
         if not row or row[0] != bundle:
             cursor.execute("SELECT pgbert.use_model(%s)", (bundle,))
+    cursor.execute("CALL pgbert.install_text_embeddings()")

@@ -119,7 +119,7 @@ def use_model(plpy, bundle_path: str, name: str | None = None) -> str:
     if in_use:
         plpy.error(f"pgbert: {name} gives {bundle.dimension}-d vectors but embedding tables use another "
                    f"dimension: {in_use}", sqlstate=NOT_READY,
-                   hint="Disable embedding on those tables first (pgbert.disable_embedding), or pick a model "
+                   hint="Disable embedding on those tables first (CALL pgbert.disable_embedding(table)), or pick a model "
                         "of the same dimension.")
     plpy.execute("UPDATE pgbert.models SET active = false WHERE active AND bundle_path <> %s"
                  % plpy.quote_literal(bundle_path))
@@ -149,3 +149,27 @@ def status(plpy) -> list[tuple[str, str]]:
     rows.append(("ok", "true"))
     rows += [(k, str(v)) for k, v in info.items()]
     return rows
+
+
+# ---- auto-embedding triggers -------------------------------------------------------------------------
+# Strategy 'batch': a BEFORE STATEMENT trigger arms a per-table flag; the BEFORE ROW trigger embeds the
+# statement's first row inline (so a one-row INSERT ... RETURNING shows its vector and is written once)
+# and leaves the others NULL; an AFTER STATEMENT trigger embeds all of those in batched model calls.
+# Strategy 'row': every row is embedded inline. UPDATEs of the source text are always inline.
+
+def statement_start(GD, TD) -> None:
+    GD.setdefault("pgbert_inline", {})[TD["relid"]] = True
+
+
+def row_trigger(plpy, GD, TD):
+    source, target, strategy = TD["args"]
+    new = TD["new"]
+    if TD["event"] == "UPDATE":
+        new[target] = embed(plpy, new[source])  # the WHEN clause fired us: the text changed
+        return "MODIFY"
+    if new[target] is not None or new[source] is None:
+        return None  # an explicit vector from the client is kept; no text, no vector
+    if strategy == "batch" and not GD.setdefault("pgbert_inline", {}).pop(TD["relid"], False):
+        return None  # the AFTER STATEMENT trigger embeds this row with the others
+    new[target] = embed(plpy, new[source])
+    return "MODIFY"

@@ -28,6 +28,7 @@ def reference(model_dir: str, texts: list[str], max_tokens: int) -> np.ndarray:
 
 
 def in_database(conn, bundle: str, texts: list[str]) -> np.ndarray:
+    conn.execute("DROP TABLE text_embeddings")  # holds the tiny model's dimension
     conn.execute("SELECT pgbert.use_model(%s)", (bundle,))
     rows = [conn.execute("SELECT embed(%s)::text", (t,)).fetchone()[0] for t in texts]
     return np.array([[float(x) for x in r.strip("[]").split(",")] for r in rows], dtype=np.float32)

@@ -1,0 +1,46 @@
+"""Auto-embedding: the registry of tables whose rows embed themselves.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-29
+
+Frozen once released: never edit a revision that has shipped; add a new one.
+"""
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("""
+        CREATE TABLE pgbert.embedded_tables (
+            relid         regclass PRIMARY KEY,
+            source_column name NOT NULL,
+            vector_column name NOT NULL,
+            key_column    name,
+            strategy      text NOT NULL CHECK (strategy IN ('batch', 'row')),
+            metric        text NOT NULL CHECK (metric IN ('cosine', 'l2')),
+            dimension     integer NOT NULL,
+            model_name    text NOT NULL,
+            index_name    name,
+            enabled_by    name NOT NULL DEFAULT current_user,
+            enabled_at    timestamptz NOT NULL DEFAULT now()
+        )""")
+    # Table owners register and unregister their own tables (enable_embedding runs as the caller);
+    # everyone may read the registry, which search() needs.
+    op.execute("ALTER TABLE pgbert.embedded_tables ENABLE ROW LEVEL SECURITY")
+    op.execute("CREATE POLICY readable ON pgbert.embedded_tables FOR SELECT USING (true)")
+    op.execute("""
+        CREATE POLICY owner_writes ON pgbert.embedded_tables FOR ALL
+            USING (pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = relid), 'USAGE'))
+            WITH CHECK (pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = relid), 'USAGE'))""")
+
+
+def downgrade() -> None:
+    op.execute("DO $$ DECLARE t regclass; BEGIN FOR t IN SELECT relid FROM pgbert.embedded_tables LOOP "
+               "CALL pgbert.disable_embedding(t); END LOOP; END $$")
+    op.execute("DROP EVENT TRIGGER IF EXISTS pgbert_forget_dropped_tables")
+    op.execute("DROP TABLE pgbert.embedded_tables")
