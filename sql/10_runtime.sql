@@ -5,7 +5,7 @@
 -- Puts the admin-configured runtime environment on sys.path and imports pgbert_runtime once per
 -- backend. Only pgbert.settings (writable by its owner alone) decides what is imported.
 CREATE OR REPLACE FUNCTION pgbert._boot() RETURNS void
-LANGUAGE plpython3u VOLATILE PARALLEL RESTRICTED
+LANGUAGE plpython3u VOLATILE
 SET search_path = pg_catalog, pgbert
 AS $$
 import sys
@@ -25,8 +25,10 @@ except ImportError as exc:
 GD["pgbert"] = api
 $$;
 
+-- PARALLEL UNSAFE (the default) on purpose: PL/Python runs every plpy.execute in a subtransaction,
+-- which PostgreSQL forbids in parallel mode; a query that calls embed() must not go parallel.
 CREATE OR REPLACE FUNCTION public.embed(text text) RETURNS @vector_schema@.vector
-LANGUAGE plpython3u STABLE STRICT PARALLEL RESTRICTED
+LANGUAGE plpython3u STABLE STRICT
 SET search_path = pg_catalog, pgbert
 AS $$
 if "pgbert" not in GD:
@@ -37,7 +39,7 @@ COMMENT ON FUNCTION public.embed(text) IS
     'Embeds one text with the active model (pgbert.models); NULL gives NULL. Long texts are truncated to the model''s window.';
 
 CREATE OR REPLACE FUNCTION public.embed_batch(texts text[]) RETURNS @vector_schema@.vector[]
-LANGUAGE plpython3u STABLE STRICT PARALLEL RESTRICTED
+LANGUAGE plpython3u STABLE STRICT
 SET search_path = pg_catalog, pgbert
 AS $$
 if "pgbert" not in GD:

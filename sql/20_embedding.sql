@@ -326,7 +326,7 @@ $proc$;
 -- distance for normalised models, L2 otherwise). hnsw.ef_search is raised to k when it is lower.
 CREATE OR REPLACE FUNCTION public.search(query text, k integer, tbl regclass)
 RETURNS TABLE (id text, content text, distance double precision, "row" jsonb)
-LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pgbert, @vector_schema@
 AS $fn$
 DECLARE
@@ -371,7 +371,7 @@ COMMENT ON FUNCTION public.search(text, integer, regclass) IS
 -- The tutorial's form: search the text_embeddings table.
 CREATE OR REPLACE FUNCTION public.search(query text, k integer DEFAULT 10)
 RETURNS TABLE (id bigint, text text, distance double precision)
-LANGUAGE sql STABLE PARALLEL RESTRICTED
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pgbert, @vector_schema@
 AS $fn$
     SELECT s.id::bigint, s.content, s.distance FROM public.search(query, k, 'public.text_embeddings'::text::regclass) AS s

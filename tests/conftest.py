@@ -75,6 +75,19 @@ def _cluster_running(request):
         _require_cluster()
 
 
+def pytest_sessionstart(session):
+    """Drop databases that an interrupted earlier run left behind (templates would otherwise clash)."""
+    if not CLUSTER.running():
+        return
+    import psycopg
+
+    with psycopg.connect(CLUSTER.url("postgres"), autocommit=True) as admin:
+        stale = [r[0] for r in admin.execute("SELECT datname FROM pg_database WHERE datname ~ '^pgbert_(test|empty|search)'")]
+        for name in stale:
+            admin.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE false')
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "/db/" in str(item.fspath) or "/e2e/" in str(item.fspath):
