@@ -29,8 +29,11 @@ def short_texts(n: int) -> list[str]:
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(os.path.join(Paths.default().bundle(), "tokenizer.json"))
+    tok.no_padding()  # the saved tokenizer may pad to the model's maximum
     out = [p.summary for p in load_packages(echo=lambda *_: None)
            if len(tok.encode(p.summary).ids) <= 16]
+    if len(out) < n:
+        raise SystemExit(f"only {len(out)} short texts found")
     return out[:n]
 
 

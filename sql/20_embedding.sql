@@ -379,18 +379,25 @@ $fn$;
 COMMENT ON FUNCTION public.search(text, integer) IS
     'The k rows of text_embeddings nearest to the query: id, text, distance (smaller is nearer).';
 
--- Forget tables that are dropped.
+-- Forget tables that are dropped, with their batch write-back functions.
 CREATE OR REPLACE FUNCTION pgbert.forget_dropped_tables() RETURNS event_trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pgbert
 AS $fn$
+DECLARE
+    gone record;
 BEGIN
     IF to_regclass('pgbert.embedded_tables') IS NULL THEN
         RETURN;  -- pgbert itself is being removed
     END IF;
-    DELETE FROM pgbert.embedded_tables e
-     USING pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_class'::regclass AND d.objid = e.relid::oid;
+    FOR gone IN
+        DELETE FROM pgbert.embedded_tables e
+         USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_class'::regclass AND d.objid = e.relid::oid AND d.objsubid = 0
+        RETURNING d.schema_name, pgbert._batch_function_name(d.objid::regclass) AS fn
+    LOOP
+        EXECUTE format('DROP FUNCTION IF EXISTS %I.%I()', gone.schema_name, gone.fn);
+    END LOOP;
 END
 $fn$;
 DROP EVENT TRIGGER IF EXISTS pgbert_forget_dropped_tables;

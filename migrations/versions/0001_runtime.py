@@ -30,7 +30,8 @@ def upgrade() -> None:
         INSERT INTO pgbert.settings (name, value, description) VALUES
           ('python_path', NULL, 'server-side site-packages holding pgbert_runtime, onnxruntime, tokenizers, numpy'),
           ('threads', NULL, 'ONNX Runtime intra-op threads per backend (NULL: the CPUs this server may use)'),
-          ('batch_size', '32', 'texts per model call when embedding many rows')""")
+          ('batch_size', '32', 'at most this many texts per model call when embedding many rows'),
+          ('batch_tokens', '512', 'at most this many padded tokens per model call (long texts: smaller batches)')""")
     op.execute("""
         CREATE TABLE pgbert.models (
             name          text NOT NULL,

@@ -11,18 +11,24 @@ from .bundle import Bundle, BundleError, load_bundle
 from .pooling import POOLERS, l2_normalize
 
 DEFAULT_BATCH_SIZE = 32
+# Padded tokens per model call. Measured on all-mpnet-base-v2 with 2 threads: batching many short texts
+# doubles throughput, but big batches of long texts run slower than small ones (activations fall out of
+# cache): 512 kept both at their best (bench/RESULTS-triggers.md).
+DEFAULT_BATCH_TOKENS = 512
 
 
 class Encoder:
     """One loaded model: a tokenizer and an ONNX Runtime session. Not thread-safe (one per backend)."""
 
-    def __init__(self, bundle: Bundle, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(self, bundle: Bundle, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                 batch_tokens: int = DEFAULT_BATCH_TOKENS):
         # Imported here so that `import pgbert_runtime` stays cheap for callers that only read manifests.
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.bundle = bundle
         self.batch_size = max(1, int(batch_size))
+        self.batch_tokens = max(1, int(batch_tokens))
         self.threads = int(threads) if threads else default_threads()
         try:
             self.tokenizer = Tokenizer.from_file(bundle.tokenizer_path)
@@ -74,13 +80,25 @@ class Encoder:
         encodings = self.tokenizer.encode_batch(list(texts))
         ids = [e.ids for e in encodings]
         types = [e.type_ids for e in encodings]
-        # Sorting by length keeps similar lengths in one batch, so little compute goes to padding.
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.empty((len(ids), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
+        for chunk in self.batches([len(x) for x in ids]):
             out[chunk] = self._run([ids[i] for i in chunk], [types[i] for i in chunk])
         return out
+
+    def batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices grouped into model calls: sorted by length (little padding), at most batch_size texts
+        and batch_tokens padded tokens per call (a single longer text still gets a call of its own)."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        batches, current = [], []
+        for i in order:
+            # Sorted ascending, so this text is the longest of the batch: it sets the padded width.
+            if current and (len(current) >= self.batch_size or (len(current) + 1) * lengths[i] > self.batch_tokens):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
 
     def _run(self, ids: list[list[int]], types: list[list[int]]) -> np.ndarray:
         width = max(len(x) for x in ids)
@@ -122,13 +140,14 @@ def _bundle_key(path: str) -> tuple:
         return (os.path.realpath(path), None, None)
 
 
-def get_encoder(path: str, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Encoder:
+def get_encoder(path: str, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                batch_tokens: int = DEFAULT_BATCH_TOKENS) -> Encoder:
     """The cached Encoder for a bundle directory, loaded on first use (once per process)."""
-    key = _bundle_key(path) + (threads, batch_size)
+    key = _bundle_key(path) + (threads, batch_size, batch_tokens)
     with _lock:
         encoder = _cache.get(key)
         if encoder is None:
-            encoder = Encoder(load_bundle(path), threads=threads, batch_size=batch_size)
+            encoder = Encoder(load_bundle(path), threads=threads, batch_size=batch_size, batch_tokens=batch_tokens)
             _cache.clear()  # one model per backend: drop the old one's memory
             _cache[key] = encoder
         return encoder

@@ -9,13 +9,14 @@ from __future__ import annotations
 import time
 
 from .bundle import BundleError
-from .encoder import Encoder, embed_texts, get_encoder
+from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, embed_texts, get_encoder
 from .vectors import to_pgvector
 
 ACTIVE_MODEL_SQL = """
 SELECT m.name, m.bundle_path, m.dimension,
        (SELECT s.value FROM pgbert.settings s WHERE s.name = 'threads') AS threads,
-       (SELECT s.value FROM pgbert.settings s WHERE s.name = 'batch_size') AS batch_size
+       (SELECT s.value FROM pgbert.settings s WHERE s.name = 'batch_size') AS batch_size,
+       (SELECT s.value FROM pgbert.settings s WHERE s.name = 'batch_tokens') AS batch_tokens
   FROM pgbert.models m WHERE m.active
 """
 
@@ -38,7 +39,8 @@ def active_encoder(plpy) -> Encoder:
     try:
         encoder = get_encoder(row["bundle_path"],
                               threads=int(row["threads"]) if row["threads"] else None,
-                              batch_size=int(row["batch_size"]) if row["batch_size"] else 32)
+                              batch_size=int(row["batch_size"] or DEFAULT_BATCH_SIZE),
+                              batch_tokens=int(row["batch_tokens"] or DEFAULT_BATCH_TOKENS))
     except BundleError as exc:
         plpy.error(f"pgbert: model {row['name']!r} cannot be loaded: {exc}", sqlstate=NOT_READY,
                    hint="Check SELECT * FROM pgbert.status(); fix the bundle or switch with pgbert.use_model().")
@@ -89,6 +91,7 @@ def runtime_info(plpy) -> dict:
         "max_tokens": encoder.bundle.max_tokens,
         "threads": encoder.threads,
         "batch_size": encoder.batch_size,
+        "batch_tokens": encoder.batch_tokens,
         "engine": "onnxruntime " + onnxruntime.__version__,
         "tokenizers": tokenizers.__version__,
         "model_calls": encoder.calls,

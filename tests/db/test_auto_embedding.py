@@ -256,3 +256,5 @@ def test_owner_who_is_not_superuser_can_enable(conn, writer_role):
 def test_dropping_a_table_forgets_it(conn, docs):
     conn.execute("DROP TABLE docs")
     assert conn.execute("SELECT count(*) FROM pgbert.embedded_tables").fetchone() == (1,)  # text_embeddings
+    # ... and the table's batch write-back function went with it (only text_embeddings' remains).
+    assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'pgbert\\_embed\\_%'").fetchone() == (1,)

@@ -60,3 +60,14 @@ def test_cache_reloads_a_replaced_bundle(tiny_bundle, tmp_path):
     assert get_encoder(str(copy)) is first
     os.utime(copy / "manifest.json", ns=(1, 1))
     assert get_encoder(str(copy)) is not first
+
+
+def test_batches_respect_size_and_token_budget(tiny_bundle):
+    encoder = Encoder(load_bundle(tiny_bundle), threads=1, batch_size=4, batch_tokens=100)
+    lengths = [10, 300, 10, 30, 10, 10, 10, 30, 30]
+    batches = encoder.batches(lengths)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))  # every text once
+    for batch in batches:
+        widest = max(lengths[i] for i in batch)
+        assert len(batch) <= 4 and (len(batch) == 1 or len(batch) * widest <= 100)
+    assert [len(b) for b in batches] == [4, 3, 1, 1]  # 4 x 10; 10+30+30 (3 x 30 = 90); 30; 300 alone
