@@ -41,11 +41,14 @@ def after_upgrade(connection) -> None:
     with raw.cursor() as cursor:
         applied = schema.apply_sql_objects(cursor)
         print(f"pgbert: applied {', '.join(applied)}")
-        local = Paths.default()
-        python_path = setting("python_path", "PGBERT_PYTHON_PATH") or local.env().get("RUNTIME_SITE")
+        python_path = setting("python_path", "PGBERT_PYTHON_PATH")
         bundle = setting("bundle", "PGBERT_BUNDLE")
-        if bundle is None and os.path.exists(os.path.join(local.bundle(), "manifest.json")):
-            bundle = local.bundle()
+        local = Paths.default()
+        if local.run in database_url():
+            # The project-local cluster: its runtime environment and default bundle are on this machine.
+            python_path = python_path or local.env().get("RUNTIME_SITE")
+            if bundle is None and os.path.exists(os.path.join(local.bundle(), "manifest.json")):
+                bundle = local.bundle()
         schema.configure(cursor, python_path, bundle)
         if bundle:
             print(f"pgbert: active model bundle {bundle}")

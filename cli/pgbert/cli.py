@@ -74,6 +74,12 @@ def cmd_setup(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from .demo import run
+
+    return cmd_setup(args) or run(Cluster())
+
+
 def cmd_db(args) -> int:
     cluster = Cluster()
     if args.action == "url":
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("demo", help="setup, then load a sample of Debian package descriptions and search it")
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.set_defaults(func=lambda a: cmd_setup(a) or __import__("pgbert.demo", fromlist=["run"]).run(Cluster()))
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("db", help="the project-local PostgreSQL cluster")
     p.add_argument("action", choices=["url", "start", "stop", "status", "psql", "migrate"])
