@@ -6,7 +6,7 @@
 -- backend. Only pgbert.settings (writable by its owner alone) decides what is imported.
 CREATE OR REPLACE FUNCTION pgbert._boot() RETURNS void
 LANGUAGE plpython3u VOLATILE
-SET search_path = pg_catalog, pgbert
+SET search_path = pg_catalog, pgbert, pg_temp
 AS $$
 import sys
 if "pgbert" in GD:
@@ -29,7 +29,7 @@ $$;
 -- which PostgreSQL forbids in parallel mode; a query that calls embed() must not go parallel.
 CREATE OR REPLACE FUNCTION public.embed(text text) RETURNS @vector_schema@.vector
 LANGUAGE plpython3u STABLE STRICT
-SET search_path = pg_catalog, pgbert
+SET search_path = pg_catalog, pgbert, pg_temp
 AS $$
 if "pgbert" not in GD:
     plpy.execute("SELECT pgbert._boot()")
@@ -40,7 +40,7 @@ COMMENT ON FUNCTION public.embed(text) IS
 
 CREATE OR REPLACE FUNCTION public.embed_batch(texts text[]) RETURNS @vector_schema@.vector[]
 LANGUAGE plpython3u STABLE STRICT
-SET search_path = pg_catalog, pgbert
+SET search_path = pg_catalog, pgbert, pg_temp
 AS $$
 if "pgbert" not in GD:
     plpy.execute("SELECT pgbert._boot()")
@@ -51,7 +51,7 @@ COMMENT ON FUNCTION public.embed_batch(text[]) IS
 
 CREATE OR REPLACE FUNCTION pgbert.use_model(bundle_path text, name text DEFAULT NULL) RETURNS text
 LANGUAGE plpython3u VOLATILE
-SET search_path = pg_catalog, pgbert
+SET search_path = pg_catalog, pgbert, pg_temp
 AS $$
 if "pgbert" not in GD:
     plpy.execute("SELECT pgbert._boot()")
@@ -62,7 +62,7 @@ COMMENT ON FUNCTION pgbert.use_model(text, text) IS
 
 CREATE OR REPLACE FUNCTION pgbert.status() RETURNS TABLE (setting text, value text)
 LANGUAGE plpython3u VOLATILE
-SET search_path = pg_catalog, pgbert
+SET search_path = pg_catalog, pgbert, pg_temp
 AS $$
 if "pgbert" not in GD:
     plpy.execute("SELECT pgbert._boot()")
@@ -77,11 +77,18 @@ CREATE OR REPLACE VIEW pgbert.active_model AS
       FROM pgbert.models WHERE active;
 
 -- ---------------------------------------------------------------------------------------------------
--- Privileges: everyone may embed; only the owner (the installing administrator) decides which files
--- are loaded and imported.
+-- Privileges. pgbert_user embeds and searches; pgbert_admin also switches models and tunes the runtime;
+-- only the owner (the installing superuser) sets python_path, i.e. what backends import.
+-- Every role may read the model registry: the row trigger of an auto-embedding table reads it as the
+-- inserting role, who needs no pgbert privilege to get rows embedded.
 -- ---------------------------------------------------------------------------------------------------
 GRANT USAGE ON SCHEMA pgbert TO PUBLIC;
 REVOKE ALL ON pgbert.settings, pgbert.models FROM PUBLIC;
 GRANT SELECT ON pgbert.settings, pgbert.models, pgbert.active_model TO PUBLIC;
-REVOKE ALL ON FUNCTION pgbert.use_model(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION public.embed(text), public.embed_batch(text[]), pgbert.status(), pgbert._boot() TO PUBLIC;
+GRANT UPDATE (value) ON pgbert.settings TO pgbert_admin;        -- python_path excluded by row-level security
+GRANT INSERT, UPDATE, DELETE ON pgbert.models TO pgbert_admin;
+REVOKE ALL ON FUNCTION public.embed(text), public.embed_batch(text[]), pgbert.status(),
+                       pgbert.use_model(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.embed(text), public.embed_batch(text[]), pgbert.status() TO pgbert_user;
+GRANT EXECUTE ON FUNCTION pgbert.use_model(text, text) TO pgbert_admin;
+GRANT EXECUTE ON FUNCTION pgbert._boot() TO PUBLIC;

@@ -4,7 +4,7 @@
 
 CREATE OR REPLACE FUNCTION pgbert.embed_statement_start() RETURNS trigger
 LANGUAGE plpython3u
-SET search_path = pg_catalog, pgbert
+SET search_path = pg_catalog, pgbert, pg_temp
 AS $$
 if "pgbert" not in GD:
     plpy.execute("SELECT pgbert._boot()")
@@ -13,7 +13,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION pgbert.embed_row() RETURNS trigger
 LANGUAGE plpython3u
-SET search_path = pg_catalog, pgbert
+SET search_path = pg_catalog, pgbert, pg_temp
 AS $$
 if "pgbert" not in GD:
     plpy.execute("SELECT pgbert._boot()")
@@ -23,7 +23,7 @@ $$;
 -- Name of the per-table AFTER STATEMENT function (in the table's schema, owned by the table's owner).
 CREATE OR REPLACE FUNCTION pgbert._batch_function_name(tbl regclass) RETURNS name
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ('pgbert_embed_' || tbl::oid)::name $$;
 
 -- The set-up half of enable_embedding(): checks, vector column, triggers, registry row.
@@ -35,7 +35,7 @@ CREATE OR REPLACE FUNCTION pgbert._enable_embedding(
     build_index   boolean)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgbert, @vector_schema@
+SET search_path = pg_catalog, pgbert, @vector_schema@, pg_temp
 AS $proc$
 DECLARE
     rel         record;
@@ -106,6 +106,12 @@ BEGIN
         strategy := 'row';
     END IF;
 
+    IF strategy = 'batch' AND NOT has_function_privilege(rel.relowner, 'public.embed_batch(text[])', 'EXECUTE') THEN
+        RAISE EXCEPTION 'pgbert: the owner of % (%) may not embed', tbl, rel.relowner::regrole
+              USING ERRCODE = 'insufficient_privilege',
+                    HINT = format('GRANT pgbert_user TO %I;', pg_get_userbyid(rel.relowner));
+    END IF;
+
     IF strategy = 'batch' THEN
         -- Runs as the table's owner (SECURITY DEFINER, owned by the caller, who owns the table): a role
         -- that may INSERT gets its rows embedded without UPDATE privilege. It touches only the rows of
@@ -114,7 +120,7 @@ BEGIN
         EXECUTE format($f$
             CREATE OR REPLACE FUNCTION %1$I.%2$I() RETURNS trigger
             LANGUAGE plpgsql SECURITY DEFINER
-            SET search_path = pg_catalog, pgbert, @vector_schema@
+            SET search_path = pg_catalog, pgbert, @vector_schema@, pg_temp
             AS $body$
             BEGIN
                 UPDATE %3$s AS t SET %4$I = e.v
@@ -129,8 +135,11 @@ BEGIN
                  WHERE t.%5$I = e.k;
                 RETURN NULL;
             END
-            $body$ $f$, rel.nspname, fn, tbl, vector_column, key_col, source_column);
+            $body$ $f$, rel.nspname, fn, format('%I.%I', rel.nspname, rel.relname), vector_column, key_col,
+            source_column);
         EXECUTE format('REVOKE ALL ON FUNCTION %I.%I() FROM PUBLIC', rel.nspname, fn);
+        -- Owned by the table's owner even when an administrator enables it: it must never run as a superuser.
+        EXECUTE format('ALTER FUNCTION %I.%I() OWNER TO %I', rel.nspname, fn, pg_get_userbyid(rel.relowner));
         EXECUTE format('CREATE TRIGGER pgbert_embed_start BEFORE INSERT ON %s FOR EACH STATEMENT '
                        'EXECUTE FUNCTION pgbert.embed_statement_start()', tbl);
         EXECUTE format('CREATE TRIGGER pgbert_embed_batch AFTER INSERT ON %s REFERENCING NEW TABLE AS pgbert_new_rows '
@@ -158,7 +167,7 @@ $proc$;
 -- HNSW index with the operator class of the table's metric (cosine for normalised models).
 CREATE OR REPLACE FUNCTION pgbert._build_index(tbl regclass) RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgbert, @vector_schema@
+SET search_path = pg_catalog, pgbert, @vector_schema@, pg_temp
 AS $fn$
 DECLARE
     cfg record;
@@ -190,7 +199,7 @@ AS $proc$
 DECLARE
     caller_path text := pg_catalog.current_setting('search_path');
 BEGIN
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pgbert', true);
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pgbert, pg_temp', true);
     PERFORM pgbert._enable_embedding(tbl, source_column,
                                      coalesce(vector_column, (source_column || '_embedding')::name),
                                      strategy, build_index);
@@ -208,7 +217,7 @@ $proc$;
 -- ctid addresses the rows without needing a key; a row updated meanwhile is simply picked up again.
 CREATE OR REPLACE FUNCTION pgbert._backfill_batch(tbl regclass, batch_size integer) RETURNS bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgbert, @vector_schema@
+SET search_path = pg_catalog, pgbert, @vector_schema@, pg_temp
 AS $fn$
 DECLARE
     cfg record;
@@ -236,7 +245,7 @@ $fn$;
 
 CREATE OR REPLACE FUNCTION pgbert.pending_rows(tbl regclass) RETURNS bigint
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pgbert
+SET search_path = pg_catalog, pgbert, pg_temp
 AS $fn$
 DECLARE
     cfg record;
@@ -267,7 +276,7 @@ DECLARE
     n           bigint;
     started     timestamptz := pg_catalog.clock_timestamp();
 BEGIN
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pgbert', true);
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pgbert, pg_temp', true);
     total := pgbert.pending_rows(tbl);
     IF total IS NULL THEN
         RAISE EXCEPTION 'pgbert: embedding is not enabled on %', tbl
@@ -285,7 +294,7 @@ BEGIN
             round(done / greatest(extract(epoch FROM clock_timestamp() - started), 0.001));
         IF may_commit THEN
             COMMIT;
-            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pgbert', true);
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pgbert, pg_temp', true);
         END IF;
     END LOOP;
     PERFORM pg_catalog.set_config('search_path', caller_path, true);
@@ -294,7 +303,7 @@ $proc$;
 
 CREATE OR REPLACE PROCEDURE pgbert.disable_embedding(tbl regclass, drop_column boolean DEFAULT false)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgbert, @vector_schema@
+SET search_path = pg_catalog, pgbert, @vector_schema@, pg_temp
 AS $proc$
 DECLARE
     cfg record;
@@ -327,7 +336,7 @@ $proc$;
 CREATE OR REPLACE FUNCTION public.search(query text, k integer, tbl regclass)
 RETURNS TABLE (id text, content text, distance double precision, "row" jsonb)
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pgbert, @vector_schema@
+SET search_path = pg_catalog, pgbert, @vector_schema@, pg_temp
 AS $fn$
 DECLARE
     cfg record;
@@ -372,7 +381,7 @@ COMMENT ON FUNCTION public.search(text, integer, regclass) IS
 CREATE OR REPLACE FUNCTION public.search(query text, k integer DEFAULT 10)
 RETURNS TABLE (id bigint, text text, distance double precision)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pgbert, @vector_schema@
+SET search_path = pg_catalog, pgbert, @vector_schema@, pg_temp
 AS $fn$
     SELECT s.id::bigint, s.content, s.distance FROM public.search(query, k, 'public.text_embeddings'::text::regclass) AS s
 $fn$;
@@ -382,7 +391,7 @@ COMMENT ON FUNCTION public.search(text, integer) IS
 -- Forget tables that are dropped, with their batch write-back functions.
 CREATE OR REPLACE FUNCTION pgbert.forget_dropped_tables() RETURNS event_trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgbert
+SET search_path = pg_catalog, pgbert, pg_temp
 AS $fn$
 DECLARE
     gone record;
@@ -405,11 +414,15 @@ CREATE EVENT TRIGGER pgbert_forget_dropped_tables ON sql_drop
     EXECUTE FUNCTION pgbert.forget_dropped_tables();
 
 GRANT SELECT ON pgbert.embedded_tables TO PUBLIC;
-GRANT INSERT, UPDATE, DELETE ON pgbert.embedded_tables TO PUBLIC;  -- rows limited to own tables by RLS
-GRANT EXECUTE ON FUNCTION public.search(text, integer, regclass), public.search(text, integer) TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON pgbert.embedded_tables TO pgbert_user;  -- rows limited to own tables by RLS
+REVOKE ALL ON FUNCTION public.search(text, integer, regclass), public.search(text, integer),
+                       pgbert.pending_rows(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.search(text, integer, regclass), public.search(text, integer),
+                          pgbert.pending_rows(regclass) TO pgbert_user;
+REVOKE ALL ON PROCEDURE pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer),
+                        pgbert.disable_embedding(regclass, boolean), pgbert.backfill(regclass, integer) FROM PUBLIC;
 GRANT EXECUTE ON PROCEDURE pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer),
-                           pgbert.disable_embedding(regclass, boolean), pgbert.backfill(regclass, integer) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION pgbert.pending_rows(regclass) TO PUBLIC;
+                           pgbert.disable_embedding(regclass, boolean), pgbert.backfill(regclass, integer) TO pgbert_user;
 
 -- The original tutorial's table, with auto-embedding: created at install when missing (with the active
 -- model's dimension), adopted when it already exists. Rows that already have a vector keep it.

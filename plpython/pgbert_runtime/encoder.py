@@ -131,13 +131,17 @@ _lock = threading.Lock()
 
 
 def _bundle_key(path: str) -> tuple:
-    # A re-exported or replaced bundle has a new manifest: its mtime/size change invalidates the cache,
-    # so a fixed bundle is picked up on the next call without restarting the server.
-    try:
-        st = os.stat(os.path.join(path, "manifest.json"))
-        return (os.path.realpath(path), st.st_mtime_ns, st.st_size)
-    except OSError:
-        return (os.path.realpath(path), None, None)
+    # Re-exported, replaced, truncated or deleted files change these stats, which invalidates the cache:
+    # the next call reloads (or fails with a clear error), and a repaired bundle is picked up without
+    # restarting the server. Three stat() calls cost microseconds.
+    stats = []
+    for name in ("manifest.json", "model.onnx", "tokenizer.json"):
+        try:
+            st = os.stat(os.path.join(path, name))
+            stats.append((st.st_size, st.st_mtime_ns, st.st_ino))
+        except OSError:
+            stats.append(None)
+    return (os.path.realpath(path), *stats)
 
 
 def get_encoder(path: str, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,

@@ -13,7 +13,7 @@ from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, embed_te
 from .vectors import to_pgvector
 
 ACTIVE_MODEL_SQL = """
-SELECT m.name, m.bundle_path, m.dimension,
+SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files,
        (SELECT s.value FROM pgbert.settings s WHERE s.name = 'threads') AS threads,
        (SELECT s.value FROM pgbert.settings s WHERE s.name = 'batch_size') AS batch_size,
        (SELECT s.value FROM pgbert.settings s WHERE s.name = 'batch_tokens') AS batch_tokens
@@ -45,12 +45,30 @@ def active_encoder(plpy) -> Encoder:
         plpy.error(f"pgbert: model {row['name']!r} cannot be loaded: {exc}", sqlstate=NOT_READY,
                    hint="Check SELECT * FROM pgbert.status(); fix the bundle or switch with pgbert.use_model().")
     stats["load_seconds"] += time.perf_counter() - started  # cache hits add microseconds
+    if encoder.bundle.files != _registered_files(row["files"]):
+        plpy.error(f"pgbert: the files in {row['bundle_path']} are not the ones registered for model "
+                   f"{row['name']!r} (bundle now holds {encoder.bundle.model_id}, "
+                   f"{encoder.dimension}-d); vectors would not match the ones already stored", sqlstate=NOT_READY,
+                   hint="Restore the registered bundle, or register the new one with "
+                        "SELECT pgbert.use_model(path) (a different model needs its tables re-embedded).")
     if encoder.dimension != row["dimension"]:
         plpy.error(f"pgbert: bundle {row['bundle_path']} gives {encoder.dimension}-d vectors, "
                    f"but model {row['name']!r} is registered as {row['dimension']}-d", sqlstate=NOT_READY,
                    hint="The bundle was replaced by a different model: restore it, or register the "
                         "new one with pgbert.use_model() (changing the dimension needs new columns).")
     return encoder
+
+
+_files_cache: tuple[str, dict] | None = None
+
+
+def _registered_files(files_json: str) -> dict:
+    """The registered manifest's file list, parsed once per distinct value."""
+    global _files_cache
+    if _files_cache is None or _files_cache[0] != files_json:
+        import json
+        _files_cache = (files_json, json.loads(files_json))
+    return _files_cache[1]
 
 
 def _timed(encoder: Encoder, texts):

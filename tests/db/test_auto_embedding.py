@@ -231,10 +231,11 @@ def test_insert_privilege_alone_is_enough(conn, docs, writer_role):
 def test_non_owner_cannot_enable_or_disable(conn, docs, writer_role):
     conn.execute("CREATE TABLE other (id int PRIMARY KEY, body text)")
     conn.execute(f"GRANT ALL ON other, docs TO {writer_role}")
+    conn.execute(f"GRANT pgbert_user TO {writer_role}")  # may embed: the ownership check is what stops it
     conn.execute(f"SET ROLE {writer_role}")
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be the owner"):
         conn.execute("CALL pgbert.enable_embedding('other', 'body')")
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be the owner"):
         conn.execute("CALL pgbert.disable_embedding('docs')")
     # Row-level security: the registry rows of other owners' tables cannot be touched.
     assert conn.execute("DELETE FROM pgbert.embedded_tables RETURNING relid").fetchall() == []
@@ -244,6 +245,7 @@ def test_non_owner_cannot_enable_or_disable(conn, docs, writer_role):
 
 def test_owner_who_is_not_superuser_can_enable(conn, writer_role):
     conn.execute(f"GRANT CREATE ON SCHEMA public TO {writer_role}")
+    conn.execute(f"GRANT pgbert_user TO {writer_role}")
     conn.execute(f"SET ROLE {writer_role}")
     conn.execute("CREATE TABLE mine (id int PRIMARY KEY, body text)")
     conn.execute("CALL pgbert.enable_embedding('mine', 'body')")

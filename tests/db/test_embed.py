@@ -53,9 +53,14 @@ def test_status_reports_the_active_model(conn, tiny_bundle):
     assert conn.execute("SELECT name, dimension FROM pgbert.active_model").fetchone() == ("tiny-bert", 32)
 
 
-def test_unqualified_embed_works_for_a_plain_role(conn):
-    conn.execute("CREATE ROLE pgbert_test_reader LOGIN")
+def test_embedding_needs_pgbert_user_and_models_need_pgbert_admin(conn):
+    conn.execute("CREATE ROLE pgbert_test_reader")
     try:
+        conn.execute("SET ROLE pgbert_test_reader")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT embed('hello')")
+        conn.execute("RESET ROLE")
+        conn.execute("GRANT pgbert_user TO pgbert_test_reader")
         conn.execute("SET ROLE pgbert_test_reader")
         assert conn.execute("SELECT vector_dims(embed('hello'))").fetchone() == (32,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
