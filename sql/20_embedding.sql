@@ -20,6 +20,24 @@ if "pgbert" not in GD:
 return GD["pgbert"].row_trigger(plpy, GD, TD)
 $$;
 
+-- The registry row of an embedding-enabled table, or a clear error.
+CREATE OR REPLACE FUNCTION pgbert._embedding_config(tbl regclass) RETURNS pgbert.embedded_tables
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pgbert, pg_temp
+AS $fn$
+DECLARE
+    cfg pgbert.embedded_tables;
+BEGIN
+    SELECT * INTO cfg FROM pgbert.embedded_tables WHERE relid = tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pgbert: embedding is not enabled on %', tbl
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    HINT = 'CALL pgbert.enable_embedding(table, source_column) first.';
+    END IF;
+    RETURN cfg;
+END
+$fn$;
+
 -- Name of the per-table AFTER STATEMENT function (in the table's schema, owned by the table's owner).
 CREATE OR REPLACE FUNCTION pgbert._batch_function_name(tbl regclass) RETURNS name
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -223,12 +241,7 @@ DECLARE
     cfg record;
     n   bigint;
 BEGIN
-    SELECT * INTO cfg FROM pgbert.embedded_tables WHERE relid = tbl;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'pgbert: embedding is not enabled on %', tbl
-              USING ERRCODE = 'object_not_in_prerequisite_state',
-                    HINT = 'CALL pgbert.enable_embedding(table, source_column) first.';
-    END IF;
+    cfg := pgbert._embedding_config(tbl);
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'pgbert: batch_size must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -309,10 +322,7 @@ DECLARE
     cfg record;
     nsp name;
 BEGIN
-    SELECT * INTO cfg FROM pgbert.embedded_tables WHERE relid = tbl;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'pgbert: embedding is not enabled on %', tbl USING ERRCODE = 'object_not_in_prerequisite_state';
-    END IF;
+    cfg := pgbert._embedding_config(tbl);
     IF NOT pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = tbl), 'USAGE') THEN
         RAISE EXCEPTION 'pgbert: must be the owner of table % to disable embedding on it', tbl
               USING ERRCODE = 'insufficient_privilege';
@@ -348,12 +358,7 @@ BEGIN
         RAISE EXCEPTION 'pgbert: k must be at least 1, got %', coalesce(k::text, 'NULL')
               USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT * INTO cfg FROM pgbert.embedded_tables WHERE relid = tbl;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'pgbert: embedding is not enabled on %', tbl
-              USING ERRCODE = 'object_not_in_prerequisite_state',
-                    HINT = 'CALL pgbert.enable_embedding(table, source_column) first.';
-    END IF;
+    cfg := pgbert._embedding_config(tbl);
     IF query IS NULL THEN
         RETURN;
     END IF;

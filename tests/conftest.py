@@ -44,7 +44,10 @@ def alembic(url: str, *args: str, bundle: str | None = None, check: bool = True)
     argv = [sys.executable, "-m", "alembic", "-c", os.path.join(ROOT, "alembic.ini"), "-x", f"url={url}"]
     if bundle:
         argv += ["-x", f"bundle={bundle}"]
-    return subprocess.run([*argv, *args], cwd=ROOT, capture_output=True, text=True, check=check)
+    out = subprocess.run([*argv, *args], cwd=ROOT, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise AssertionError(f"alembic {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    return out
 
 
 def db_url(dbname: str) -> str:

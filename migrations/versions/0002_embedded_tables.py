@@ -43,4 +43,4 @@ def downgrade() -> None:
     op.execute("DO $$ DECLARE t regclass; BEGIN FOR t IN SELECT relid FROM pgbert.embedded_tables LOOP "
                "CALL pgbert.disable_embedding(t); END LOOP; END $$")
     op.execute("DROP EVENT TRIGGER IF EXISTS pgbert_forget_dropped_tables")
-    op.execute("DROP TABLE pgbert.embedded_tables")
+    op.execute("DROP TABLE pgbert.embedded_tables CASCADE")  # with the sql/ functions typed on its rows
