@@ -6,7 +6,8 @@ setup:          ## system packages, pgvector, environments, default model, local
 	scripts/bootstrap.sh
 	.venv/bin/pgbert setup
 
-demo: setup     ## setup, then load a sample corpus and run searches; leaves the cluster running
+demo:           ## setup, then load a sample corpus and run searches; leaves the cluster running
+	scripts/bootstrap.sh
 	.venv/bin/pgbert demo
 
 test:           ## setup (no demo data), then the whole test suite

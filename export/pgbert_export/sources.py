@@ -59,14 +59,16 @@ def resolve_model(model: str, progress=print) -> tuple[str, str]:
 
 
 def _from_hub(model: str, progress) -> str:
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import HfApi, snapshot_download
 
     progress(f"downloading {model} from the Hugging Face hub")
     try:
+        files = HfApi().list_repo_files(model)
+        # Safetensors when the repository has them; older repositories only ship pytorch_model.bin.
+        weights = ["*.safetensors"] if any(f.endswith(".safetensors") for f in files) else ["pytorch_model.bin"]
         return snapshot_download(model, allow_patterns=[
-            "*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*", "2_Normalize/*",
-            "sentencepiece.bpe.model", "vocab.*", "merges.txt",
-        ], ignore_patterns=["onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot"])
+            "*.json", "*.txt", "*.model", *weights, "1_Pooling/*", "2_Normalize/*",
+        ], ignore_patterns=["onnx/*", "openvino/*"])
     except Exception as exc:  # the hub raises many types; they all mean "not reachable or not found"
         raise ExportError(
             f"cannot fetch {model!r} from the Hugging Face hub ({type(exc).__name__}: {exc}). "
