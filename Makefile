@@ -1,6 +1,6 @@
 # The README's two commands:  make demo   and   make test
 # Both install everything they need (idempotent: a second run skips finished work).
-.PHONY: setup demo test test-fast bench clean-cluster
+.PHONY: setup demo test test-fast bench load clean-cluster
 
 setup:          ## system packages, pgvector, environments, default model, local cluster, schema
 	scripts/bootstrap.sh
@@ -17,6 +17,12 @@ test:           ## setup (no demo data), then the whole test suite
 
 test-fast:      ## unit tests only (no database, no real weights)
 	.venv/bin/python -m pytest -q tests/unit
+
+bench: setup    ## the full benchmark on the default model -> bench/RESULTS.md, bench/results.png
+	.venv/bin/python bench/run.py
+
+load: setup     ## 8 inserting + 8 searching clients for 60 s -> bench/RESULTS-load.md
+	.venv/bin/python bench/load.py --output bench/RESULTS-load.md
 
 clean-cluster:  ## stop and delete the local cluster (model bundles and environments are kept)
 	-.venv/bin/pgbert db stop

@@ -40,7 +40,7 @@ else
     .venv/bin/pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' >&2 || true
     # torch first, pinned: the local CPU wheel (an unpinned torch would download a multi-GB CUDA build).
     .venv/bin/pip install --disable-pip-version-check --progress-bar on "torch==2.13.0" 2>&1 | grep -v '^WARNING: Location' | grep -Ev '^(Requirement already|Collecting|Using cached|Looking in)' >&2 || true
-    .venv/bin/pip install -q --disable-pip-version-check -e ".[client,export,test]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    .venv/bin/pip install -q --disable-pip-version-check -e ".[client,export,test,bench]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
     .venv/bin/python -c 'import torch, transformers, optimum.exporters.onnx, alembic, psycopg2, pytest_postgresql' \
         || die "tools environment is incomplete; see pip's output above"
     echo "$want" > "$stamp"
