@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Python environment PL/Python imports from: a venv built with the interpreter that the installed
 # PL/Python embeds, holding pgbert's runtime package and only its runtime dependencies
-# (numpy, onnxruntime, tokenizers: no torch). Shared by scripts/bootstrap.sh and Dockerfile.postgres.
+# (numpy, onnxruntime, tokenizers, openvino: no torch). Shared by scripts/bootstrap.sh and Dockerfile.postgres.
 #   usage: install-runtime-env.sh VENV_DIR [PG_CONFIG]
 # Prints the venv's site-packages path on stdout.
 source "$(dirname "$0")/lib.sh"
@@ -31,7 +31,7 @@ else
     # Non-editable: the server must not read the source tree (it may be unreachable, e.g. under /root).
     "$venv/bin/pip" install -q --disable-pip-version-check --no-cache-dir --force-reinstall --no-deps "$PGBERT_ROOT" \
         2>&1 | grep -v '^WARNING: Location' >&2 || true
-    "$venv/bin/pip" install -q --disable-pip-version-check "$PGBERT_ROOT" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    "$venv/bin/pip" install -q --disable-pip-version-check "$PGBERT_ROOT[openvino]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
     "$venv/bin/python" -c 'import pgbert_runtime, onnxruntime, tokenizers, numpy' || die "runtime environment is incomplete"
     echo "$want" > "$stamp"
 fi

@@ -205,8 +205,36 @@ def _build(model_dir, model_id, settings, staging, opset, progress, echo) -> dic
                           f"the bundle was not installed")
     manifest["validation"] = {"texts": len(SAMPLE_TEXTS), "max_abs_diff": max_abs,
                               "min_cosine": float(cosines.min()), "tolerance": TOLERANCE}
+    manifest["precisions"] = {"onnxruntime-fp32": {"min_cosine": float(cosines.min()), "accepted": True}}
+    bf16 = measure_bf16(staging, reference)
+    if bf16:
+        manifest["precisions"]["openvino-bf16"] = bf16
+        echo(f"      openvino bf16: min cosine to fp32 = {bf16['min_cosine']:.5f} -> "
+             f"{'accepted' if bf16['accepted'] else 'refused: ' + bf16['why']}")
     _write_manifest(staging, manifest)
     return manifest
+
+
+def measure_bf16(bundle_dir: str, reference: np.ndarray) -> dict | None:
+    """Fidelity of OpenVINO bf16 against PyTorch fp32 on the sample texts; accepted only when measured with
+    native bf16 (otherwise OpenVINO silently computes in fp32 and the figure would mean nothing)."""
+    from pgbert_runtime import engines
+
+    if not engines.openvino_available():
+        return None
+    import openvino
+
+    bundle = load_bundle(bundle_dir)
+    encoder = Encoder(bundle, engine=engines.REFERENCE)
+    encoder.engine = engines.OpenVinoEngine(bundle, encoder.threads)
+    ours = encoder.encode(SAMPLE_TEXTS)
+    cosines = (ours * reference).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(reference, axis=1))
+    native = engines.cpu_has_native_bf16()
+    minimum = float(cosines.min())
+    why = "" if native and minimum >= engines.MIN_COSINE else (
+        "no native bf16 on the exporting CPU" if not native else f"min cosine below {engines.MIN_COSINE}")
+    return {"min_cosine": minimum, "mean_cosine": float(cosines.mean()), "native_bf16": native,
+            "accepted": not why, "why": why, "openvino": openvino.__version__, "texts": len(SAMPLE_TEXTS)}
 
 
 def _write_manifest(folder: str, manifest: dict) -> None:

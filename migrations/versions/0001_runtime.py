@@ -31,7 +31,9 @@ def upgrade() -> None:
           ('python_path', NULL, 'server-side site-packages holding pgbert_runtime, onnxruntime, tokenizers, numpy'),
           ('threads', NULL, 'ONNX Runtime intra-op threads per backend (NULL: the CPUs this server may use)'),
           ('batch_size', '32', 'at most this many texts per model call when embedding many rows'),
-          ('batch_tokens', '512', 'at most this many padded tokens per model call (long texts: smaller batches)')""")
+          ('batch_tokens', '512', 'at most this many padded tokens per model call (long texts: smaller batches)'),
+          ('engine', 'auto', 'auto (the fastest engine whose precision passed the fidelity check), '
+                             'onnxruntime-fp32 or openvino-bf16')""")
     op.execute("""
         CREATE TABLE pgbert.models (
             name          text NOT NULL,

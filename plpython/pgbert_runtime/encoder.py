@@ -7,6 +7,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from . import engines
 from .bundle import Bundle, BundleError, load_bundle
 from .pooling import POOLERS, l2_normalize
 
@@ -18,12 +19,11 @@ DEFAULT_BATCH_TOKENS = 512
 
 
 class Encoder:
-    """One loaded model: a tokenizer and an ONNX Runtime session. Not thread-safe (one per backend)."""
+    """One loaded model: a tokenizer and an inference engine. Not thread-safe (one per backend)."""
 
     def __init__(self, bundle: Bundle, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 batch_tokens: int = DEFAULT_BATCH_TOKENS):
+                 batch_tokens: int = DEFAULT_BATCH_TOKENS, engine: str | None = None):
         # Imported here so that `import pgbert_runtime` stays cheap for callers that only read manifests.
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.bundle = bundle
@@ -38,26 +38,7 @@ class Encoder:
         # Truncate as the model's own library does: max_tokens counts the special tokens too.
         self.tokenizer.enable_truncation(max_length=bundle.max_tokens)
         self.tokenizer.no_padding()  # we pad per batch, after sorting by length
-
-        options = ort.SessionOptions()
-        # ORT's default thread count was erratic on a busy machine: set it explicitly.
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(bundle.onnx_path, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise BundleError(f"model bundle {bundle.path}: ONNX Runtime cannot load model.onnx ({exc}); "
-                              f"re-export it with `pgbert export {bundle.model_id}`") from None
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        unknown = set(self.input_names) - {"input_ids", "attention_mask", "token_type_ids"}
-        if unknown:
-            raise BundleError(f"model bundle {bundle.path}: model.onnx wants unsupported inputs {sorted(unknown)}")
-        outputs = self.session.get_outputs()
-        width = outputs[0].shape[-1]
-        if isinstance(width, int) and width != bundle.dimension:
-            raise BundleError(f"model bundle {bundle.path}: model.onnx gives {width}-d vectors but the "
-                              f"manifest says {bundle.dimension}; re-export the model")
+        self.engine = engines.load(bundle, self.threads, engine)
         self.pad_id = self._pad_id()
         self.pool = POOLERS[bundle.pooling]
         self.calls = 0  # model invocations, for tests and statistics
@@ -110,7 +91,7 @@ class Encoder:
             token_types[row, :len(typ)] = typ
             mask[row, :len(tok)] = 1
         feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": token_types}
-        hidden = self.session.run(None, {name: feeds[name] for name in self.input_names})[0]
+        hidden = self.engine.run(feeds)
         self.calls += 1
         pooled = self.pool(hidden.astype(np.float32, copy=False), mask)
         return l2_normalize(pooled) if self.bundle.normalize else pooled
@@ -145,13 +126,14 @@ def _bundle_key(path: str) -> tuple:
 
 
 def get_encoder(path: str, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                batch_tokens: int = DEFAULT_BATCH_TOKENS) -> Encoder:
+                batch_tokens: int = DEFAULT_BATCH_TOKENS, engine: str | None = None) -> Encoder:
     """The cached Encoder for a bundle directory, loaded on first use (once per process)."""
-    key = _bundle_key(path) + (threads, batch_size, batch_tokens)
+    key = _bundle_key(path) + (threads, batch_size, batch_tokens, engine)
     with _lock:
         encoder = _cache.get(key)
         if encoder is None:
-            encoder = Encoder(load_bundle(path), threads=threads, batch_size=batch_size, batch_tokens=batch_tokens)
+            encoder = Encoder(load_bundle(path), threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
+                              engine=engine)
             _cache.clear()  # one model per backend: drop the old one's memory
             _cache[key] = encoder
         return encoder

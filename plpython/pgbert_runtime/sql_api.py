@@ -16,7 +16,8 @@ ACTIVE_MODEL_SQL = """
 SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files,
        (SELECT s.value FROM pgbert.settings s WHERE s.name = 'threads') AS threads,
        (SELECT s.value FROM pgbert.settings s WHERE s.name = 'batch_size') AS batch_size,
-       (SELECT s.value FROM pgbert.settings s WHERE s.name = 'batch_tokens') AS batch_tokens
+       (SELECT s.value FROM pgbert.settings s WHERE s.name = 'batch_tokens') AS batch_tokens,
+       (SELECT s.value FROM pgbert.settings s WHERE s.name = 'engine') AS engine
   FROM pgbert.models m WHERE m.active
 """
 
@@ -40,7 +41,8 @@ def active_encoder(plpy) -> Encoder:
         encoder = get_encoder(row["bundle_path"],
                               threads=int(row["threads"]) if row["threads"] else None,
                               batch_size=int(row["batch_size"] or DEFAULT_BATCH_SIZE),
-                              batch_tokens=int(row["batch_tokens"] or DEFAULT_BATCH_TOKENS))
+                              batch_tokens=int(row["batch_tokens"] or DEFAULT_BATCH_TOKENS),
+                              engine=row["engine"])
     except BundleError as exc:
         plpy.error(f"pgbert: model {row['name']!r} cannot be loaded: {exc}", sqlstate=NOT_READY,
                    hint="Check SELECT * FROM pgbert.status(); fix the bundle or switch with pgbert.use_model().")
@@ -110,7 +112,9 @@ def runtime_info(plpy) -> dict:
         "threads": encoder.threads,
         "batch_size": encoder.batch_size,
         "batch_tokens": encoder.batch_tokens,
-        "engine": "onnxruntime " + onnxruntime.__version__,
+        "engine": encoder.engine.name,
+        "engine_reason": encoder.engine.reason,
+        "onnxruntime": onnxruntime.__version__,
         "tokenizers": tokenizers.__version__,
         "model_calls": encoder.calls,
         **{f"backend_{k}": v for k, v in stats.items()},

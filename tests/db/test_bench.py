@@ -12,9 +12,9 @@ def test_quick_benchmark_writes_table_and_plot(conn, tiny_bundle, tmp_path):
                           "--output-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     table = (tmp_path / "RESULTS.md").read_text()
-    for measure in ("1 baseline", "2 ceiling", "3 in-db: COPY", "search() p50", "first embed()",
-                    "recall@10, HNSW", "cosine to PyTorch fp32, min"):
+    for measure in ("1 baseline", "2 ceiling [onnxruntime-fp32]", "3 in-db [onnxruntime-fp32]: COPY",
+                    "search() p50", "first embed()", "recall@10, HNSW", "[onnxruntime-fp32] cosine to PyTorch fp32, min"):
         assert measure in table, measure
     assert (tmp_path / "results.png").stat().st_size > 10_000
-    min_cosine = float(table.split("cosine to PyTorch fp32, min")[1].split("|")[1])
+    min_cosine = float(table.split("[onnxruntime-fp32] cosine to PyTorch fp32, min")[1].split("|")[1])
     assert min_cosine >= 0.9999

@@ -27,9 +27,10 @@ def reference(model_dir: str, texts: list[str], max_tokens: int) -> np.ndarray:
     return np.stack(out)
 
 
-def in_database(conn, bundle: str, texts: list[str]) -> np.ndarray:
-    conn.execute("DROP TABLE text_embeddings")  # holds the tiny model's dimension
+def in_database(conn, bundle: str, texts: list[str], engine: str) -> np.ndarray:
+    conn.execute("DROP TABLE IF EXISTS text_embeddings")  # holds the tiny model's dimension
     conn.execute("SELECT pgbert.use_model(%s)", (bundle,))
+    conn.execute("UPDATE pgbert.settings SET value = %s WHERE name = 'engine'", (engine,))
     rows = [conn.execute("SELECT embed(%s)::text", (t,)).fetchone()[0] for t in texts]
     return np.array([[float(x) for x in r.strip("[]").split(",")] for r in rows], dtype=np.float32)
 
@@ -41,19 +42,22 @@ def source_folder(name: str) -> str:
     return folder
 
 
+@pytest.mark.parametrize("engine, min_cosine", [("onnxruntime-fp32", 0.9999), ("auto", 0.999)])
 @pytest.mark.parametrize("fixture, name, dim, max_tokens", [
     ("minilm_bundle", "all-MiniLM-L6-v2", 384, 256),
     ("default_bundle", "all-mpnet-base-v2", 768, 384),
 ])
-def test_real_model_parity(conn, request, fixture, name, dim, max_tokens):
+def test_real_model_parity(conn, request, fixture, name, dim, max_tokens, engine, min_cosine):
+    """fp32 equals sentence-transformers' recipe (>= 0.9999); the default engine (bf16 where faithful and
+    native) stays within the fidelity bar every shipped precision must pass (>= 0.999)."""
     bundle = request.getfixturevalue(fixture)
     manifest = json.load(open(os.path.join(bundle, "manifest.json")))
     assert (manifest["dimension"], manifest["pooling"], manifest["normalize"], manifest["max_tokens"]) == \
         (dim, "mean", True, max_tokens)
-    ours = in_database(conn, bundle, TEXTS)
+    ours = in_database(conn, bundle, TEXTS, engine)
     expected = reference(source_folder(name), TEXTS, max_tokens)
     cosines = (ours * expected).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(expected, axis=1)
-    assert cosines.min() >= 0.9999, cosines
+    assert cosines.min() >= min_cosine, cosines
     assert conn.execute("SELECT vector_dims(embed('x'))").fetchone() == (dim,)
 
 

@@ -39,9 +39,9 @@ def test_none_stays_none(encoder):
     assert out[1] is None and out[0].shape == (32,)
 
 
-def test_explicit_thread_count(encoder):
-    assert encoder.threads == 1
-    assert encoder.session.get_session_options().intra_op_num_threads == 1
+def test_explicit_thread_count(tiny_bundle):
+    encoder = Encoder(load_bundle(tiny_bundle), threads=1, engine="onnxruntime-fp32")
+    assert encoder.engine.session.get_session_options().intra_op_num_threads == 1
 
 
 def test_model_calls_are_batched(encoder):
