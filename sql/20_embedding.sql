@@ -367,10 +367,15 @@ BEGIN
     IF coalesce(old_ef, '40')::integer < least(k, 1000) THEN
         PERFORM set_config('hnsw.ef_search', least(k, 1000)::text, true);
     END IF;
+    -- The k nearest rows first (an index scan), then their other columns: building the jsonb only for
+    -- those k rows keeps a small table's sequential scan from converting every row's vector to text.
     RETURN QUERY EXECUTE format(
-        'SELECT (t.%1$I)::text, (t.%2$I)::text, (t.%3$I OPERATOR(%5$s.%4$s) $1)::float8, to_jsonb(t) - %3$L
-           FROM %6$s AS t WHERE t.%3$I IS NOT NULL
-          ORDER BY t.%3$I OPERATOR(%5$s.%4$s) $1 LIMIT $2',
+        'SELECT (t.%1$I)::text, (t.%2$I)::text, n.distance::float8, to_jsonb(t) - %3$L
+           FROM (SELECT ctid AS row_id, %3$I OPERATOR(%5$s.%4$s) $1 AS distance
+                   FROM %6$s WHERE %3$I IS NOT NULL
+                  ORDER BY %3$I OPERATOR(%5$s.%4$s) $1 LIMIT $2) AS n
+           JOIN %6$s AS t ON t.ctid = n.row_id
+          ORDER BY n.distance',
         coalesce(cfg.key_column, cfg.source_column), cfg.source_column, cfg.vector_column, op,
         '@vector_schema@', tbl)
         USING q, k;
