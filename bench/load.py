@@ -17,7 +17,7 @@ import time
 
 import psycopg2
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cli"))
+from _common import rss_mb  # noqa: E402,F401  (also puts cli/ on sys.path)
 from pgbert.cluster import Cluster  # noqa: E402
 from pgbert.paths import ROOT  # noqa: E402
 
@@ -28,14 +28,6 @@ def sample_texts() -> list[str]:
     with open(os.path.join(ROOT, "demo", "debian-packages-sample.tsv"), encoding="utf-8") as f:
         return [row["summary"] for row in csv.DictReader(f, delimiter="\t")]
 
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a backend (this tool runs on the database host)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Client(threading.Thread):

@@ -26,7 +26,7 @@ import time
 import numpy as np
 import psycopg2
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cli"))
+from _common import rss_mb  # noqa: E402,F401  (also puts cli/ on sys.path)
 from pgbert.cluster import Cluster  # noqa: E402
 from pgbert.corpus import load_packages  # noqa: E402
 from pgbert.paths import ROOT, Paths  # noqa: E402
@@ -35,13 +35,6 @@ from pgbert.paths import ROOT, Paths  # noqa: E402
 def parse_vector(text: str) -> np.ndarray:
     return np.array([float(x) for x in text.strip("[]").split(",")], dtype=np.float32)
 
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def connect(url: str):

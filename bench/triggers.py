@@ -19,7 +19,7 @@ import time
 
 import psycopg2
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cli"))
+from _common import rss_mb  # noqa: E402,F401  (also puts cli/ on sys.path)
 from pgbert.cluster import Cluster  # noqa: E402
 from pgbert.corpus import load_packages  # noqa: E402
 from pgbert.paths import ROOT, Paths  # noqa: E402

@@ -125,3 +125,22 @@ def default_bundle() -> str:
 def conn(db):
     db.autocommit = True
     return db
+
+
+@pytest.fixture()
+def role(conn):
+    """make(name, *granted_roles): a real role for this test, dropped (with its grants) afterwards."""
+    created = []
+
+    def make(name: str, *granted: str) -> str:
+        conn.execute(f"CREATE ROLE {name}")
+        for granted_role in granted:
+            conn.execute(f"GRANT {granted_role} TO {name}")
+        created.append(name)
+        return name
+
+    yield make
+    conn.execute("RESET ROLE")
+    for name in reversed(created):
+        conn.execute(f"DROP OWNED BY {name}")
+        conn.execute(f"DROP ROLE {name}")

@@ -101,7 +101,7 @@ def cmd_db(args) -> int:
     raise AssertionError(args.action)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgbert", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -130,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--database", default=DATABASE)
     p.add_argument("--target", default="head", help="alembic revision for migrate")
     p.set_defaults(func=cmd_db)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except ClusterError as exc:

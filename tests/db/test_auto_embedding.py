@@ -211,12 +211,8 @@ def test_injection_attempts_are_never_executed(conn):
 
 # ---- privileges ----------------------------------------------------------------------------------------
 @pytest.fixture()
-def writer_role(conn):
-    conn.execute("CREATE ROLE pgbert_test_writer")
-    yield "pgbert_test_writer"
-    conn.execute("RESET ROLE")
-    conn.execute("DROP OWNED BY pgbert_test_writer")
-    conn.execute("DROP ROLE pgbert_test_writer")
+def writer_role(role):
+    return role("pgbert_test_writer")
 
 
 def test_insert_privilege_alone_is_enough(conn, docs, writer_role):

@@ -53,24 +53,19 @@ def test_status_reports_the_active_model(conn, tiny_bundle):
     assert conn.execute("SELECT name, dimension FROM pgbert.active_model").fetchone() == ("tiny-bert", 32)
 
 
-def test_embedding_needs_pgbert_user_and_models_need_pgbert_admin(conn):
-    conn.execute("CREATE ROLE pgbert_test_reader")
-    try:
-        conn.execute("SET ROLE pgbert_test_reader")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("SELECT embed('hello')")
-        conn.execute("RESET ROLE")
-        conn.execute("GRANT pgbert_user TO pgbert_test_reader")
-        conn.execute("SET ROLE pgbert_test_reader")
-        assert conn.execute("SELECT vector_dims(embed('hello'))").fetchone() == (32,)
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("SELECT pgbert.use_model('/tmp/x')")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("UPDATE pgbert.settings SET value = '/tmp' WHERE name = 'python_path'")
-    finally:
-        conn.execute("RESET ROLE")
-        conn.execute("DROP OWNED BY pgbert_test_reader")
-        conn.execute("DROP ROLE pgbert_test_reader")
+def test_embedding_needs_pgbert_user_and_models_need_pgbert_admin(conn, role):
+    reader = role("pgbert_test_reader")
+    conn.execute(f"SET ROLE {reader}")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT embed('hello')")
+    conn.execute("RESET ROLE")
+    conn.execute(f"GRANT pgbert_user TO {reader}")
+    conn.execute(f"SET ROLE {reader}")
+    assert conn.execute("SELECT vector_dims(embed('hello'))").fetchone() == (32,)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT pgbert.use_model('/tmp/x')")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("UPDATE pgbert.settings SET value = '/tmp' WHERE name = 'python_path'")
 
 
 def test_missing_active_model_is_a_clear_error(conn):

@@ -60,52 +60,37 @@ def test_every_pgbert_function_pins_search_path(conn):
         assert "set_config('search_path', 'pg_catalog, pgbert, pg_temp', true)" in body
 
 
-def test_a_non_admin_cannot_redirect_imports_or_model_files(conn):
-    conn.execute("CREATE ROLE pgbert_test_admin")
-    conn.execute("GRANT pgbert_admin TO pgbert_test_admin")
-    conn.execute("CREATE ROLE pgbert_test_user")
-    conn.execute("GRANT pgbert_user TO pgbert_test_user")
-    try:
-        conn.execute("SET ROLE pgbert_test_user")
-        for statement in ("UPDATE pgbert.settings SET value = '/tmp' WHERE name = 'python_path'",
-                          "UPDATE pgbert.models SET bundle_path = '/tmp/evil'",
-                          "SELECT pgbert.use_model('/tmp/evil')"):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(statement)
-        # Session settings are not read by pgbert at all: a made-up GUC changes nothing.
-        expected = conn.execute("SELECT embed('x')::text").fetchone()
-        conn.execute("SET pgbert.python_path = '/tmp'")
-        conn.execute("SET pgbert.bundle_path = '/tmp/evil'")
-        assert conn.execute("SELECT embed('x')::text").fetchone() == expected
-        conn.execute("RESET ROLE")
-        conn.execute("SET ROLE pgbert_test_admin")
-        # An admin tunes the runtime, but what backends import stays the installing superuser's decision.
-        conn.execute("UPDATE pgbert.settings SET value = '1' WHERE name = 'threads'")
-        assert conn.execute("UPDATE pgbert.settings SET value = '/tmp' WHERE name = 'python_path' "
-                            "RETURNING 1").fetchall() == []
-    finally:
-        conn.execute("RESET ROLE")
-        for role in ("pgbert_test_admin", "pgbert_test_user"):
-            conn.execute(f"DROP OWNED BY {role}")
-            conn.execute(f"DROP ROLE {role}")
+def test_a_non_admin_cannot_redirect_imports_or_model_files(conn, role):
+    admin, user = role("pgbert_test_admin", "pgbert_admin"), role("pgbert_test_user", "pgbert_user")
+    conn.execute(f"SET ROLE {user}")
+    for statement in ("UPDATE pgbert.settings SET value = '/tmp' WHERE name = 'python_path'",
+                      "UPDATE pgbert.models SET bundle_path = '/tmp/evil'",
+                      "SELECT pgbert.use_model('/tmp/evil')"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)
+    # Session settings are not read by pgbert at all: a made-up GUC changes nothing.
+    expected = conn.execute("SELECT embed('x')::text").fetchone()
+    conn.execute("SET pgbert.python_path = '/tmp'")
+    conn.execute("SET pgbert.bundle_path = '/tmp/evil'")
+    assert conn.execute("SELECT embed('x')::text").fetchone() == expected
+    conn.execute(f"SET ROLE {admin}")
+    # An admin tunes the runtime, but what backends import stays the installing superuser's decision.
+    conn.execute("UPDATE pgbert.settings SET value = '1' WHERE name = 'threads'")
+    assert conn.execute("UPDATE pgbert.settings SET value = '/tmp' WHERE name = 'python_path' "
+                        "RETURNING 1").fetchall() == []
+    conn.execute("RESET ROLE")
     assert conn.execute("SELECT value FROM pgbert.settings WHERE name = 'python_path'").fetchone()[0] != "/tmp"
 
 
-def test_search_respects_table_privileges(conn, docs):
-    conn.execute("CREATE ROLE pgbert_test_user")
-    conn.execute("GRANT pgbert_user TO pgbert_test_user")
-    try:
-        conn.execute("SET ROLE pgbert_test_user")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("SELECT * FROM search('x', 5, 'docs')")
-        conn.execute("RESET ROLE")
-        conn.execute("GRANT SELECT ON docs TO pgbert_test_user")
-        conn.execute("SET ROLE pgbert_test_user")
-        conn.execute("SELECT * FROM search('x', 5, 'docs')").fetchall()
-    finally:
-        conn.execute("RESET ROLE")
-        conn.execute("DROP OWNED BY pgbert_test_user")
-        conn.execute("DROP ROLE pgbert_test_user")
+def test_search_respects_table_privileges(conn, docs, role):
+    user = role("pgbert_test_user", "pgbert_user")
+    conn.execute(f"SET ROLE {user}")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT * FROM search('x', 5, 'docs')")
+    conn.execute("RESET ROLE")
+    conn.execute(f"GRANT SELECT ON docs TO {user}")
+    conn.execute(f"SET ROLE {user}")
+    conn.execute("SELECT * FROM search('x', 5, 'docs')").fetchall()
 
 
 # ---- bad input -----------------------------------------------------------------------------------------
@@ -231,22 +216,16 @@ def test_truncated_model_file(conn, own_bundle):
     assert_works_again(conn)
 
 
-def test_bundle_replaced_by_another_model_of_the_same_dimension(conn, own_bundle):
-    other = tiny_bundle_path("tiny-bert-other", seed=7)
+@pytest.mark.parametrize("replacement, extra", [
+    (dict(name="tiny-bert-other", seed=7), "32-d"),   # another model, same dimension
+    (dict(name="tiny-bert-64", hidden=64), "64-d"),   # another dimension
+], ids=["same-dimension", "other-dimension"])
+def test_bundle_replaced_by_another_model(conn, own_bundle, replacement, extra):
+    other = tiny_bundle_path(**replacement)
     shutil.move(own_bundle, own_bundle + ".saved")
     shutil.copytree(other, own_bundle)
     assert_inserts_fail(conn, "not the ones registered")
-    shutil.rmtree(own_bundle)
-    shutil.move(own_bundle + ".saved", own_bundle)
-    assert_works_again(conn)
-
-
-def test_bundle_replaced_by_a_model_of_another_dimension(conn, own_bundle):
-    wide = tiny_bundle_path("tiny-bert-64", hidden=64)
-    shutil.move(own_bundle, own_bundle + ".saved")
-    shutil.copytree(wide, own_bundle)
-    assert_inserts_fail(conn, "not the ones registered")
-    assert "64-d" in status(conn)["problem"]
+    assert extra in status(conn)["problem"]
     shutil.rmtree(own_bundle)
     shutil.move(own_bundle + ".saved", own_bundle)
     assert_works_again(conn)

@@ -48,3 +48,17 @@ def test_dockerfile_shares_the_tested_install_step():
     for path in re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.M):
         for item in path.split():
             assert os.path.exists(os.path.join(ROOT, item)), item
+
+
+def test_every_command_is_documented_in_the_readme():
+    from pgbert.cli import build_parser
+
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in commands.items():
+        assert f"pgbert {name}" in readme or f"make {name}" in readme, name
+        for action in sub._actions:
+            if action.dest == "action":
+                for choice in action.choices:
+                    assert choice in readme, f"pgbert {name} {choice}"
