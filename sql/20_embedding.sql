@@ -63,7 +63,6 @@ DECLARE
     vec_typmod  integer;
     key_col     name;
     metric      text;
-    opclass     text;
     index_name  name;
     fn          name;
 BEGIN

@@ -112,7 +112,7 @@ class Cluster:
 
     def ensure_database(self, database: str = DATABASE) -> None:
         psql = self._cmd("psql", "-X", "-q", "-h", self.paths.run, "-p", str(self.port), "-d", "postgres", "-tAc",
-                         f"SELECT 1 FROM pg_database WHERE datname = '{database}'")
+                         "SELECT 1 FROM pg_database WHERE datname = '%s'" % database.replace("'", "''"))
         out = subprocess.run(psql, capture_output=True, text=True, check=True).stdout.strip()
         if out != "1":
             self._run("createdb", "-h", self.paths.run, "-p", str(self.port), database)
