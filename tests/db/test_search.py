@@ -130,3 +130,12 @@ def test_queries_calling_embed_never_go_parallel(search_db):
     finally:
         search_db.execute("RESET ALL")
     assert count == (ROWS // 25,)
+
+
+def test_a_raised_ef_search_is_kept(search_db):
+    search_db.execute("SET hnsw.ef_search = 200")
+    try:
+        assert len(search_db.execute("SELECT * FROM search('editor', 10, 'pkgs')").fetchall()) == 10
+        assert search_db.execute("SHOW hnsw.ef_search").fetchone() == ("200",)
+    finally:
+        search_db.execute("RESET hnsw.ef_search")

@@ -62,3 +62,12 @@ def test_every_command_is_documented_in_the_readme():
             if action.dest == "action":
                 for choice in action.choices:
                     assert choice in readme, f"pgbert {name} {choice}"
+
+
+def test_demo_loads_searches_and_says_how_to_connect():
+    """The README's main command after set-up: `pgbert demo` (make demo = bootstrap + this)."""
+    out = run(*PGBERT, "demo", timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "SELECT * FROM search('a game about ancient wars', 3);" in out.stdout
+    assert "0 A.D." in out.stdout.split("ancient wars', 3);")[1].split("SELECT")[0]  # the right package first
+    assert 'psql "postgresql://' in out.stdout
