@@ -109,16 +109,19 @@ class OpenVinoEngine:
         return self.request.infer({name: feeds[name] for name in self.input_names})[self.output]
 
 
-def private_cache_dir() -> str | None:
+def private_cache_dir(bundle: Bundle) -> str | None:
     """A compiled-model cache only the server's user can write: inside the data directory, which is a
-    backend's working directory. Nothing a database user sets can point it elsewhere."""
+    backend's working directory. Nothing a database user sets can point it elsewhere. One folder per
+    model file (named by its sha256), so an operator can see what is stale; any of it may be deleted."""
     base = os.getcwd()
     if not os.path.exists(os.path.join(base, "PG_VERSION")):
         return None  # not inside a PostgreSQL backend: no cache
-    path = os.path.join(base, "pgbert_cache")
+    digest = bundle.files.get("model.onnx", {}).get("sha256", "unknown")[:16]
+    path = os.path.join(base, "pgbert_cache", digest)
     try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         os.makedirs(path, mode=0o700, exist_ok=True)
-        if os.stat(path).st_uid != os.geteuid():
+        if os.stat(os.path.dirname(path)).st_uid != os.geteuid() or os.stat(path).st_uid != os.geteuid():
             return None
     except OSError:
         return None
@@ -128,7 +131,7 @@ def private_cache_dir() -> str | None:
 def load(bundle: Bundle, threads: int, wanted: str | None):
     engine, reason = choose(bundle, wanted)
     if engine == "openvino-bf16":
-        runner = OpenVinoEngine(bundle, threads, private_cache_dir())
+        runner = OpenVinoEngine(bundle, threads, private_cache_dir(bundle))
     else:
         runner = OnnxRuntimeEngine(bundle, threads)
     runner.reason = reason
