@@ -1,8 +1,10 @@
 """Helpers shared by the benchmark scripts (which run on the database host)."""
 from __future__ import annotations
 
+import io
 import os
 import sys
+import time
 
 # The scripts run from a checkout: make the `pgbert` command's package importable.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
@@ -15,3 +17,45 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def short_summaries(packages, bundle: str) -> list[str]:
+    """Package summaries of at most 16 tokens under the bundle's own tokenizer (no padding, no truncation)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(os.path.join(bundle, "tokenizer.json"))
+    tok.no_padding()  # the saved tokenizer may pad to the model's maximum
+    tok.no_truncation()
+    return [p.summary for p in packages if len(tok.encode(p.summary).ids) <= 16]
+
+
+def copy_buffer(rows) -> io.StringIO:
+    """COPY text format for rows of values (tabs and newlines in values become spaces)."""
+    def field(value) -> str:
+        return str(value).replace("\\", "\\\\").replace("\t", " ").replace("\n", " ")
+    return io.StringIO("".join("\t".join(field(v) for v in row) + "\n" for row in rows))
+
+
+def load_rate(cur, texts: list[str], method: str, strategy: str = "batch") -> float:
+    """Rows/s of loading texts into a fresh auto-embedding table (no index) with one of
+    'one-row-at-a-time', 'INSERT…SELECT', 'COPY'; checks that every row got its vector."""
+    cur.execute("DROP TABLE IF EXISTS bench_docs")
+    cur.execute("CREATE TABLE bench_docs (id bigserial PRIMARY KEY, body text)")
+    cur.execute("CALL pgbert.enable_embedding('bench_docs', 'body', strategy => %s, build_index => false)",
+                (strategy,))
+    cur.execute("SELECT embed('warm up')")
+    started = time.perf_counter()
+    if method == "one-row-at-a-time":
+        for text in texts:
+            cur.execute("INSERT INTO bench_docs (body) VALUES (%s)", (text,))
+    elif method == "INSERT…SELECT":
+        cur.execute("INSERT INTO bench_docs (body) SELECT unnest(%s::text[])", (texts,))
+    elif method == "COPY":
+        cur.copy_expert("COPY bench_docs (body) FROM STDIN", copy_buffer((t,) for t in texts))
+    else:
+        raise ValueError(method)
+    rate = len(texts) / (time.perf_counter() - started)
+    cur.execute("SELECT count(*) FILTER (WHERE body_embedding IS NULL) FROM bench_docs")
+    assert cur.fetchone()[0] == 0, "rows left without a vector"
+    cur.execute("DROP TABLE bench_docs")  # the event trigger forgets it and its batch function
+    return rate

@@ -17,7 +17,6 @@ at most 16 tokens. Sections:
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -26,7 +25,7 @@ import time
 import numpy as np
 import psycopg2
 
-from _common import rss_mb  # noqa: E402,F401  (also puts cli/ on sys.path)
+from _common import copy_buffer, load_rate, rss_mb, short_summaries  # noqa: E402  (also puts cli/ on sys.path)
 from pgbert.cluster import Cluster  # noqa: E402
 from pgbert.corpus import load_packages  # noqa: E402
 from pgbert.paths import ROOT, Paths  # noqa: E402
@@ -77,13 +76,8 @@ class Bench:
 
     # -- corpus -------------------------------------------------------------------------------------------
     def corpus(self):
-        from tokenizers import Tokenizer
-
         packages = load_packages(echo=print)
-        tok = Tokenizer.from_file(os.path.join(self.bundle, "tokenizer.json"))
-        tok.no_padding()
-        tok.no_truncation()
-        short = [p.summary for p in packages if len(tok.encode(p.summary).ids) <= 16]
+        short = short_summaries(packages, self.bundle)
         return packages, short[: self.args.short], [p.description for p in packages[: self.args.long]]
 
     # -- 1. the original tutorial's way -----------------------------------------------------------------
@@ -136,22 +130,6 @@ class Bench:
         return len(texts) / (time.perf_counter() - started)
 
     # -- 3. in-database auto-embedding ------------------------------------------------------------------
-    def in_db(self, texts: list[str], method: str) -> float:
-        self.cur.execute("DROP TABLE IF EXISTS bench_docs")
-        self.cur.execute("CREATE TABLE bench_docs (id bigserial PRIMARY KEY, body text)")
-        self.cur.execute("CALL pgbert.enable_embedding('bench_docs', 'body', build_index => false)")
-        self.cur.execute("SELECT embed('warm up')")
-        started = time.perf_counter()
-        if method == "INSERT…SELECT":
-            self.cur.execute("INSERT INTO bench_docs (body) SELECT unnest(%s::text[])", (texts,))
-        else:
-            self.cur.copy_expert("COPY bench_docs (body) FROM STDIN", io.StringIO(
-                "".join(t.replace("\\", "/").replace("\t", " ").replace("\n", " ") + "\n" for t in texts)))
-        rate = len(texts) / (time.perf_counter() - started)
-        assert self._query("SELECT count(*) FROM bench_docs WHERE body_embedding IS NULL")[0][0] == 0
-        self.cur.execute("DROP TABLE bench_docs")
-        return rate
-
     def _query(self, sql: str, args=()):
         self.cur.execute(sql, args)
         return self.cur.fetchall()
@@ -167,7 +145,7 @@ class Bench:
             self.record(label, f"2 ceiling [{engine}]", ceiling, "rows/s")
             best = 0.0
             for method in ("INSERT…SELECT", "COPY"):
-                rate = self.in_db(texts, method)
+                rate = load_rate(self.cur, texts, method)
                 self.rates[(label, f"3 in-db [{engine}]: {method}")] = rate
                 self.record(label, f"3 in-db [{engine}]: {method}", rate, "rows/s")
                 best = max(best, rate)
@@ -181,8 +159,8 @@ class Bench:
         self.cur.execute("DROP TABLE IF EXISTS bench_pkgs")
         self.cur.execute("CREATE TABLE bench_pkgs (id int PRIMARY KEY, body text)")
         self.cur.execute("CALL pgbert.enable_embedding('bench_pkgs', 'body')")
-        self.cur.copy_expert("COPY bench_pkgs (id, body) FROM STDIN", io.StringIO("".join(
-            f"{i}\t{p.description.replace(chr(92), '/').replace(chr(9), ' ')}\n" for i, p in enumerate(packages[:n]))))
+        self.cur.copy_expert("COPY bench_pkgs (id, body) FROM STDIN",
+                             copy_buffer((i, p.description) for i, p in enumerate(packages[:n])))
         queries = [(i, packages[i].summary) for i in range(0, n, max(1, n // q))][:q]
         timings = {"search": [], "embed": [], "scan": []}
         ranks_hnsw, ranks_exact = [], []
@@ -236,7 +214,6 @@ class Bench:
 
     # -- 7. fidelity ----------------------------------------------------------------------------------
     def fidelity(self, texts: list[str]) -> None:
-        sys.path.insert(0, os.path.join(ROOT, "export"))
         from pgbert_export.export import ModelSettings, torch_embeddings
 
         settings = ModelSettings(self.manifest["pooling"], self.manifest["normalize"], self.manifest["max_tokens"])

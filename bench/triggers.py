@@ -12,55 +12,15 @@ Writes bench/RESULTS-triggers.md.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
-import time
 
 import psycopg2
 
-from _common import rss_mb  # noqa: E402,F401  (also puts cli/ on sys.path)
+from _common import load_rate, short_summaries  # noqa: E402  (also puts cli/ on sys.path)
 from pgbert.cluster import Cluster  # noqa: E402
 from pgbert.corpus import load_packages  # noqa: E402
 from pgbert.paths import ROOT, Paths  # noqa: E402
-
-
-def short_texts(n: int) -> list[str]:
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(os.path.join(Paths.default().bundle(), "tokenizer.json"))
-    tok.no_padding()  # the saved tokenizer may pad to the model's maximum
-    out = [p.summary for p in load_packages(echo=lambda *_: None)
-           if len(tok.encode(p.summary).ids) <= 16]
-    if len(out) < n:
-        raise SystemExit(f"only {len(out)} short texts found")
-    return out[:n]
-
-
-def long_texts(n: int) -> list[str]:
-    return [p.description for p in load_packages(echo=lambda *_: None)[:n]]
-
-
-def run_case(cur, strategy: str, method: str, texts: list[str]) -> float:
-    cur.execute("DROP TABLE IF EXISTS bench_docs")
-    cur.execute("CREATE TABLE bench_docs (id bigserial PRIMARY KEY, body text)")
-    cur.execute("CALL pgbert.enable_embedding('bench_docs', 'body', strategy => %s, build_index => false)", (strategy,))
-    cur.execute("SELECT embed('warm up')")
-    started = time.perf_counter()
-    if method == "one-row-at-a-time":
-        for text in texts:
-            cur.execute("INSERT INTO bench_docs (body) VALUES (%s)", (text,))
-    elif method == "INSERT…SELECT":
-        cur.execute("INSERT INTO bench_docs (body) SELECT unnest(%s::text[])", (texts,))
-    elif method == "COPY":
-        buf = io.StringIO("".join(t.replace("\\", "\\\\").replace("\t", " ").replace("\n", " ") + "\n" for t in texts))
-        cur.copy_expert("COPY bench_docs (body) FROM STDIN", buf)
-    elapsed = time.perf_counter() - started
-    cur.execute("SELECT count(*) FILTER (WHERE body_embedding IS NULL) FROM bench_docs")
-    assert cur.fetchone()[0] == 0, "rows left without a vector"
-    cur.execute("CALL pgbert.disable_embedding('bench_docs')")
-    cur.execute("DROP TABLE bench_docs")
-    return len(texts) / elapsed
 
 
 CASES = [("row", "one-row-at-a-time"), ("row", "INSERT…SELECT"), ("row", "COPY"),
@@ -79,9 +39,14 @@ def main() -> int:
     cur.execute("SELECT name FROM pgbert.models WHERE active")
     model = cur.fetchone()[0]
     results = {}
-    for label, texts in (("short (≤16 tokens)", short_texts(args.short)), ("long (descriptions)", long_texts(args.long))):
+    packages = load_packages(echo=lambda *_: None)
+    short = short_summaries(packages, Paths.default().bundle())
+    if len(short) < args.short:
+        raise SystemExit(f"only {len(short)} short texts found")
+    long_ = [p.description for p in packages[:args.long]]
+    for label, texts in (("short (≤16 tokens)", short[:args.short]), ("long (descriptions)", long_)):
         for strategy, method in CASES:
-            rate = run_case(cur, strategy, method, texts)
+            rate = load_rate(cur, texts, method, strategy)
             results[(label, strategy, method)] = rate
             print(f"{label:20} {strategy:6} {method:18} {rate:8.1f} rows/s", flush=True)
     lines = [f"# Auto-embedding strategies ({model}, {os.cpu_count()} CPUs, one run)", "",

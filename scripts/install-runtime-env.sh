@@ -29,9 +29,10 @@ else
     [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' >&2 || true
     # Non-editable: the server must not read the source tree (it may be unreachable, e.g. under /root).
-    "$venv/bin/pip" install -q --disable-pip-version-check --no-cache-dir --force-reinstall --no-deps "$PGBERT_ROOT" \
-        2>&1 | grep -v '^WARNING: Location' >&2 || true
-    "$venv/bin/pip" install -q --disable-pip-version-check "$PGBERT_ROOT[openvino]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    # The version number does not change with the code, so drop the old copy first: one build, one install.
+    "$venv/bin/pip" uninstall -q -y pgbert >/dev/null 2>&1 || true
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-cache-dir "$PGBERT_ROOT[openvino]" 2>&1 \
+        | grep -v '^WARNING: Location' >&2 || true
     "$venv/bin/python" -c 'import pgbert_runtime, onnxruntime, tokenizers, numpy' || die "runtime environment is incomplete"
     echo "$want" > "$stamp"
 fi

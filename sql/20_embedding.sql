@@ -38,6 +38,19 @@ BEGIN
 END
 $fn$;
 
+-- Only a table's owner (or a member of the owner role, e.g. a superuser) turns embedding on or off.
+CREATE OR REPLACE FUNCTION pgbert._require_owner(tbl regclass, action text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pgbert, pg_temp
+AS $fn$
+BEGIN
+    IF NOT pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'pgbert: must be the owner of table % to % embedding on it', tbl, action
+              USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$fn$;
+
 -- Name of the per-table AFTER STATEMENT function (in the table's schema, owned by the table's owner).
 CREATE OR REPLACE FUNCTION pgbert._batch_function_name(tbl regclass) RETURNS name
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -66,16 +79,12 @@ DECLARE
     index_name  name;
     fn          name;
 BEGIN
-    vector_column := coalesce(vector_column, (source_column || '_embedding')::name);
     SELECT c.oid, c.relname, c.relkind, n.nspname, c.relowner INTO rel
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
     IF rel.relkind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'pgbert: % is not a table', tbl USING ERRCODE = 'wrong_object_type';
     END IF;
-    IF NOT pg_has_role(current_user, rel.relowner, 'USAGE') THEN
-        RAISE EXCEPTION 'pgbert: must be the owner of table % to enable embedding on it', tbl
-              USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM pgbert._require_owner(tbl, 'enable');
     IF strategy NOT IN ('batch', 'row') THEN
         RAISE EXCEPTION 'pgbert: strategy must be ''batch'' or ''row'', not %', quote_literal(strategy)
               USING ERRCODE = 'invalid_parameter_value';
@@ -322,10 +331,7 @@ DECLARE
     nsp name;
 BEGIN
     cfg := pgbert._embedding_config(tbl);
-    IF NOT pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = tbl), 'USAGE') THEN
-        RAISE EXCEPTION 'pgbert: must be the owner of table % to disable embedding on it', tbl
-              USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM pgbert._require_owner(tbl, 'disable');
     SELECT n.nspname INTO nsp FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
     EXECUTE format('DROP TRIGGER IF EXISTS pgbert_embed_start ON %s', tbl);
     EXECUTE format('DROP TRIGGER IF EXISTS pgbert_embed_batch ON %s', tbl);

@@ -66,7 +66,6 @@ def cmd_setup(args) -> int:
     bundle = ensure_model(paths, args.model)
     cluster = Cluster(paths)
     cluster.start(echo=say)
-    cluster.wait_ready()
     cluster.ensure_database()
     say("schema: alembic upgrade head")
     migrate(cluster, bundle)

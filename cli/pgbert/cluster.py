@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
-import sys
-import time
 from urllib.parse import quote
 
 from .paths import DATABASE, DEFAULT_PORT, Paths
@@ -117,20 +115,8 @@ class Cluster:
         if out != "1":
             self._run("createdb", "-h", self.paths.run, "-p", str(self.port), database)
 
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self._run("pg_isready", "-h", self.paths.run, "-p", str(self.port), check=False).returncode == 0:
-                return
-            time.sleep(0.2)
-        raise ClusterError("PostgreSQL is not accepting connections")
-
 
 def main_status(cluster: Cluster) -> int:
     state = "running" if cluster.running() else ("stopped" if cluster.initialized() else "not initialized")
     print(f"cluster: {state}\n  data: {cluster.paths.data}\n  port: {cluster.port}\n  url:  {cluster.url()}")
     return 0 if state == "running" else 3
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main_status(Cluster()))

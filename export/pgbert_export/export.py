@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pgbert_runtime.bundle import FORMAT_VERSION, MANIFEST, load_bundle, sha256_file
-from pgbert_runtime.encoder import Encoder
+from pgbert_runtime.encoder import Encoder, default_threads
 
 from .sources import ExportError, resolve_model
 
@@ -172,8 +172,6 @@ def _build(model_dir, model_id, settings, staging, opset, progress, echo) -> dic
     import optimum.version
     import tokenizers
 
-    import pgbert_runtime
-
     manifest = {
         "format_version": FORMAT_VERSION,
         "model_id": model_id,
@@ -225,9 +223,8 @@ def measure_bf16(bundle_dir: str, reference: np.ndarray) -> dict | None:
     import openvino
 
     bundle = load_bundle(bundle_dir)
-    encoder = Encoder(bundle, engine=engines.REFERENCE)
-    encoder.engine = engines.OpenVinoEngine(bundle, encoder.threads)
-    ours = encoder.encode(SAMPLE_TEXTS)
+    threads = default_threads()
+    ours = Encoder(bundle, threads=threads, runner=engines.OpenVinoEngine(bundle, threads)).encode(SAMPLE_TEXTS)
     cosines = (ours * reference).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(reference, axis=1))
     native = engines.cpu_has_native_bf16()
     minimum = float(cosines.min())

@@ -22,7 +22,9 @@ class Encoder:
     """One loaded model: a tokenizer and an inference engine. Not thread-safe (one per backend)."""
 
     def __init__(self, bundle: Bundle, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 batch_tokens: int = DEFAULT_BATCH_TOKENS, engine: str | None = None):
+                 batch_tokens: int = DEFAULT_BATCH_TOKENS, engine: str | None = None, runner=None):
+        """engine: a name for engines.choose(); runner: an engine object already built (the export uses
+        one to measure a precision before the manifest accepts it)."""
         # Imported here so that `import pgbert_runtime` stays cheap for callers that only read manifests.
         from tokenizers import Tokenizer
 
@@ -38,7 +40,7 @@ class Encoder:
         # Truncate as the model's own library does: max_tokens counts the special tokens too.
         self.tokenizer.enable_truncation(max_length=bundle.max_tokens)
         self.tokenizer.no_padding()  # we pad per batch, after sorting by length
-        self.engine = engines.load(bundle, self.threads, engine)
+        self.engine = engines.check(runner, bundle) if runner else engines.load(bundle, self.threads, engine)
         self.pad_id = self._pad_id()
         self.pool = POOLERS[bundle.pooling]
         self.calls = 0  # model invocations, for tests and statistics
@@ -114,7 +116,8 @@ _lock = threading.Lock()
 def _bundle_key(path: str) -> tuple:
     # Re-exported, replaced, truncated or deleted files change these stats, which invalidates the cache:
     # the next call reloads (or fails with a clear error), and a repaired bundle is picked up without
-    # restarting the server. Three stat() calls cost microseconds.
+    # restarting the server. Three stat() calls cost microseconds; this runs on every embed() call, so
+    # nothing more (the path is the absolute one registered in pgbert.models).
     stats = []
     for name in ("manifest.json", "model.onnx", "tokenizer.json"):
         try:
@@ -122,7 +125,7 @@ def _bundle_key(path: str) -> tuple:
             stats.append((st.st_size, st.st_mtime_ns, st.st_ino))
         except OSError:
             stats.append(None)
-    return (os.path.realpath(path), *stats)
+    return (path, *stats)
 
 
 def get_encoder(path: str, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,

@@ -48,16 +48,17 @@ def choose(bundle: Bundle, wanted: str | None) -> tuple[str, str]:
     if wanted == REFERENCE:
         return REFERENCE, "chosen by setting"
     fast = "openvino-bf16"
-    if not openvino_available():
-        reason = "openvino is not installed"
-    elif not precision_accepted(bundle, fast):
-        check = bundle.manifest.get("precisions", {}).get(fast)
-        reason = (f"bf16 fidelity {check['min_cosine']:.5f} < {MIN_COSINE}" if check and "min_cosine" in check
+    # Cheapest checks first: importing openvino costs every backend start-up on hosts that never use it.
+    measured = bundle.manifest.get("precisions", {}).get(fast)
+    if not precision_accepted(bundle, fast):
+        reason = (f"bf16 fidelity {measured['min_cosine']:.5f} < {MIN_COSINE}" if measured and "min_cosine" in measured
                   else "bf16 fidelity not measured at export")
     elif wanted == "auto" and not cpu_has_native_bf16():
         reason = "this CPU has no native bf16 (AVX512-BF16/AMX)"
+    elif not openvino_available():
+        reason = "openvino is not installed"
     else:
-        return fast, "faithful (min cosine %.5f) and native bf16" % bundle.manifest["precisions"][fast]["min_cosine"]
+        return fast, "faithful (min cosine %.5f) and native bf16" % measured["min_cosine"]
     if wanted == fast:
         raise BundleError(f"engine {fast} refused: {reason}")
     return REFERENCE, reason
@@ -65,6 +66,7 @@ def choose(bundle: Bundle, wanted: str | None) -> tuple[str, str]:
 
 class OnnxRuntimeEngine:
     name = "onnxruntime-fp32"
+    reason = "built by the caller"  # load() records why it chose this engine
 
     def __init__(self, bundle: Bundle, threads: int):
         import onnxruntime as ort
@@ -88,6 +90,7 @@ class OnnxRuntimeEngine:
 
 class OpenVinoEngine:
     name = "openvino-bf16"
+    reason = "built by the caller"
 
     def __init__(self, bundle: Bundle, threads: int, cache_dir: str | None = None):
         import openvino as ov
@@ -135,6 +138,11 @@ def load(bundle: Bundle, threads: int, wanted: str | None):
     else:
         runner = OnnxRuntimeEngine(bundle, threads)
     runner.reason = reason
+    return check(runner, bundle)
+
+
+def check(runner, bundle: Bundle):
+    """The model's inputs and output width must be the ones pgbert feeds and the manifest promises."""
     unknown = set(runner.input_names) - INPUTS
     if unknown:
         raise BundleError(f"model bundle {bundle.path}: model.onnx wants unsupported inputs {sorted(unknown)}")

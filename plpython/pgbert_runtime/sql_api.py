@@ -12,13 +12,16 @@ from .bundle import BundleError
 from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, embed_texts, get_encoder
 from .vectors import to_pgvector
 
-ACTIVE_MODEL_SQL = """
-SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files,
-       (SELECT s.value FROM pgbert.settings s WHERE s.name = 'threads') AS threads,
-       (SELECT s.value FROM pgbert.settings s WHERE s.name = 'batch_size') AS batch_size,
-       (SELECT s.value FROM pgbert.settings s WHERE s.name = 'batch_tokens') AS batch_tokens,
-       (SELECT s.value FROM pgbert.settings s WHERE s.name = 'engine') AS engine
-  FROM pgbert.models m WHERE m.active
+# The runtime settings, one row; NULL means the default.
+SETTINGS_SQL = """
+SELECT (SELECT value FROM pgbert.settings WHERE name = 'threads') AS threads,
+       (SELECT value FROM pgbert.settings WHERE name = 'batch_size') AS batch_size,
+       (SELECT value FROM pgbert.settings WHERE name = 'batch_tokens') AS batch_tokens,
+       (SELECT value FROM pgbert.settings WHERE name = 'engine') AS engine
+"""
+ACTIVE_MODEL_SQL = f"""
+SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files, s.*
+  FROM pgbert.models m, ({SETTINGS_SQL}) s WHERE m.active
 """
 
 # SQLSTATE 55000 (object_not_in_prerequisite_state): the model is not usable until an admin acts.
@@ -38,27 +41,28 @@ def active_encoder(plpy) -> Encoder:
     row = rows[0]
     started = time.perf_counter()
     try:
-        encoder = get_encoder(row["bundle_path"],
-                              threads=int(row["threads"]) if row["threads"] else None,
-                              batch_size=int(row["batch_size"] or DEFAULT_BATCH_SIZE),
-                              batch_tokens=int(row["batch_tokens"] or DEFAULT_BATCH_TOKENS),
-                              engine=row["engine"])
+        encoder = _encoder_for(row["bundle_path"], row)
     except BundleError as exc:
         plpy.error(f"pgbert: model {row['name']!r} cannot be loaded: {exc}", sqlstate=NOT_READY,
                    hint="Check SELECT * FROM pgbert.status(); fix the bundle or switch with pgbert.use_model().")
     stats["load_seconds"] += time.perf_counter() - started  # cache hits add microseconds
+    # Equal file lists imply the registered dimension too (the engine checks the ONNX width on load).
     if encoder.bundle.files != _registered_files(row["files"]):
         plpy.error(f"pgbert: the files in {row['bundle_path']} are not the ones registered for model "
                    f"{row['name']!r} (bundle now holds {encoder.bundle.model_id}, "
                    f"{encoder.dimension}-d); vectors would not match the ones already stored", sqlstate=NOT_READY,
                    hint="Restore the registered bundle, or register the new one with "
                         "SELECT pgbert.use_model(path) (a different model needs its tables re-embedded).")
-    if encoder.dimension != row["dimension"]:
-        plpy.error(f"pgbert: bundle {row['bundle_path']} gives {encoder.dimension}-d vectors, "
-                   f"but model {row['name']!r} is registered as {row['dimension']}-d", sqlstate=NOT_READY,
-                   hint="The bundle was replaced by a different model: restore it, or register the "
-                        "new one with pgbert.use_model() (changing the dimension needs new columns).")
     return encoder
+
+
+def _encoder_for(bundle_path: str, settings: dict) -> Encoder:
+    """The cached encoder for a bundle under the runtime settings (a row of SETTINGS_SQL)."""
+    return get_encoder(bundle_path,
+                       threads=int(settings["threads"]) if settings["threads"] else None,
+                       batch_size=int(settings["batch_size"] or DEFAULT_BATCH_SIZE),
+                       batch_tokens=int(settings["batch_tokens"] or DEFAULT_BATCH_TOKENS),
+                       engine=settings["engine"])
 
 
 _files_cache: tuple[str, dict] | None = None
@@ -126,13 +130,12 @@ def use_model(plpy, bundle_path: str, name: str | None = None) -> str:
     import json
     import os
 
-    from .bundle import load_bundle
-
     if not os.path.isabs(bundle_path):
         plpy.error(f"pgbert: bundle path must be absolute, got {bundle_path!r}", sqlstate="22023")
     try:
-        bundle = load_bundle(bundle_path)
-        get_encoder(bundle_path)  # prove that it loads here, in the server, before switching to it
+        # Prove that it loads here, in the server, before switching to it, with the settings embed() will
+        # use: the encoder cached now is the one the next embed() in this backend gets.
+        bundle = _encoder_for(bundle_path, plpy.execute(SETTINGS_SQL)[0]).bundle
     except BundleError as exc:
         plpy.error(f"pgbert: {exc}", sqlstate=NOT_READY)
     name = name or bundle.model_id.split("/")[-1]
