@@ -1,6 +1,6 @@
 # The README's two commands:  make demo   and   make test
 # Both install everything they need (idempotent: a second run skips finished work).
-.PHONY: setup demo test test-fast bench load clean-cluster
+.PHONY: setup demo test check test-fast bench load clean-cluster
 
 setup:          ## system packages, pgvector, environments, default model, local cluster, schema
 	scripts/bootstrap.sh
@@ -14,6 +14,11 @@ test:           ## setup (no demo data), then the whole test suite
 	scripts/bootstrap.sh
 	.venv/bin/pgbert setup
 	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
+
+check:          ## setup, then every test not marked slow (the quick check before a commit)
+	scripts/bootstrap.sh
+	.venv/bin/pgbert setup
+	.venv/bin/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 test-fast:      ## unit tests only (no database, no real weights)
 	.venv/bin/python -m pytest -q tests/unit

@@ -185,7 +185,8 @@ class Bench:
                 self.record("search", f"{dict(search='search()', embed='embed()', scan='index scan')[name]} p{pct}",
                             float(np.percentile(timings[name], pct)), "ms")
         parts = np.percentile(np.array(timings["embed"]) + np.array(timings["scan"]), 50)
-        self.record("search", "search() p50 / (embed() + index scan) p50", np.percentile(timings["search"], 50) / parts, "×")
+        self.record("search", "search() p50 / (embed() + index scan) p50",
+                    np.percentile(timings["search"], 50) / parts, "×")
         for label, ranks in (("exact scan", ranks_exact), ("HNSW", ranks_hnsw)):
             self.record("quality", f"recall@10, {label} ({len(queries)} summaries, {n} rows)",
                         sum(r is not None for r in ranks) / len(ranks), "")
@@ -223,7 +224,8 @@ class Bench:
             ours = np.stack([parse_vector(r[0]) for r in self._query(
                 "SELECT v::text FROM unnest(embed_batch(%s::text[])) WITH ORDINALITY u(v, n) ORDER BY n", (texts,))])
             cos = (ours * reference).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)
-            self.record("fidelity", f"[{engine}] cosine to PyTorch fp32, min ({len(texts)} texts)", float(cos.min()), "")
+            self.record("fidelity", f"[{engine}] cosine to PyTorch fp32, min ({len(texts)} texts)",
+                        float(cos.min()), "")
             self.record("fidelity", f"[{engine}] cosine to PyTorch fp32, mean", float(cos.mean()), "")
         self.use_engine("auto")
 

@@ -22,7 +22,6 @@ from pgbert.cluster import Cluster  # noqa: E402
 from pgbert.corpus import load_packages  # noqa: E402
 from pgbert.paths import ROOT, Paths  # noqa: E402
 
-
 CASES = [("row", "one-row-at-a-time"), ("row", "INSERT…SELECT"), ("row", "COPY"),
          ("batch", "INSERT…SELECT"), ("batch", "COPY")]
 
@@ -50,7 +49,8 @@ def main() -> int:
             results[(label, strategy, method)] = rate
             print(f"{label:20} {strategy:6} {method:18} {rate:8.1f} rows/s", flush=True)
     lines = [f"# Auto-embedding strategies ({model}, {os.cpu_count()} CPUs, one run)", "",
-             f"Rows: {args.short} short texts, {args.long} long texts. Ratios are to one-row-at-a-time on the same texts.", "",
+             f"Rows: {args.short} short texts, {args.long} long texts. "
+             "Ratios are to one-row-at-a-time on the same texts.", "",
              "| texts | strategy | load | rows/s | × one-row-at-a-time |", "|---|---|---|---|---|"]
     for (label, strategy, method), rate in results.items():
         base = results[(label, "row", "one-row-at-a-time")]

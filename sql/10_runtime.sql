@@ -1,15 +1,18 @@
 -- ---------------------------------------------------------------------------------------------------
 -- Runtime: loading the Python package, embed(), embed_batch(), model registration, status.
+-- Every PL/Python body is a few lines over pgbert_runtime.sql_api (plpython/), unit-tested without a
+-- database. search_path is pinned to pg_catalog, pg_temp everywhere; every other name is qualified.
 -- ---------------------------------------------------------------------------------------------------
 
 -- Puts the admin-configured runtime environment on sys.path and imports pgbert_runtime once per
--- backend. Only pgbert.settings (writable by its owner alone) decides what is imported.
+-- backend. Only pgbert.settings (python_path: writable by the installing superuser alone) decides what
+-- is imported. It loads no model: trigger bodies, which run as whichever role inserts, call it.
 CREATE OR REPLACE FUNCTION pgbert._boot() RETURNS void
 LANGUAGE plpython3u VOLATILE
-SET search_path = pg_catalog, pgbert, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 import sys
-if "pgbert" in GD:
+if "pgbert_api" in GD:
     return
 row = plpy.execute("SELECT value FROM pgbert.settings WHERE name = 'python_path'")
 for entry in reversed((row[0]["value"] or "").split(":") if row else []):
@@ -17,56 +20,60 @@ for entry in reversed((row[0]["value"] or "").split(":") if row else []):
         sys.path.insert(0, entry)
 try:
     import pgbert_runtime.sql_api as api
+    import pgbert_runtime.triggers as triggers
 except ImportError as exc:
     plpy.error(f"pgbert: cannot import the pgbert runtime ({exc})",
                hint="An administrator sets the runtime environment's site-packages with "
                     "UPDATE pgbert.settings SET value = '/path/site-packages' WHERE name = 'python_path'; "
                     "`pgbert db migrate` sets it for the local cluster.")
-GD["pgbert"] = api
+GD["pgbert_triggers"] = triggers
+GD["pgbert_api"] = api
 $$;
+COMMENT ON FUNCTION pgbert._boot() IS
+    'Internal: imports the pgbert runtime from the admin-set python_path, once per backend. Loads no model.';
 
 -- PARALLEL UNSAFE (the default) on purpose: PL/Python runs every plpy.execute in a subtransaction,
 -- which PostgreSQL forbids in parallel mode; a query that calls embed() must not go parallel.
 CREATE OR REPLACE FUNCTION public.embed(text text) RETURNS @vector_schema@.vector
 LANGUAGE plpython3u STABLE STRICT
-SET search_path = pg_catalog, pgbert, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
-if "pgbert" not in GD:
+if "pgbert_api" not in GD:
     plpy.execute("SELECT pgbert._boot()")
-return GD["pgbert"].embed(plpy, text)
+return GD["pgbert_api"].embed(plpy, text)
 $$;
 COMMENT ON FUNCTION public.embed(text) IS
-    'Embeds one text with the active model (pgbert.models); NULL gives NULL. Long texts are truncated to the model''s window.';
+    'Embeds one text with the active model (pgbert.models); NULL gives NULL. Text past the model''s window is ignored; more than the max_input_chars setting is refused (SQLSTATE 54000).';
 
 CREATE OR REPLACE FUNCTION public.embed_batch(texts text[]) RETURNS @vector_schema@.vector[]
 LANGUAGE plpython3u STABLE STRICT
-SET search_path = pg_catalog, pgbert, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
-if "pgbert" not in GD:
+if "pgbert_api" not in GD:
     plpy.execute("SELECT pgbert._boot()")
-return GD["pgbert"].embed_batch(plpy, texts)
+return GD["pgbert_api"].embed_batch(plpy, texts)
 $$;
 COMMENT ON FUNCTION public.embed_batch(text[]) IS
-    'Embeds many texts in length-sorted batched model calls; the result has the same order, NULL for NULL.';
+    'Embeds many texts in length-sorted batched model calls; the result has the same order, NULL for NULL. Cancel and statement_timeout stop it between model calls.';
 
 CREATE OR REPLACE FUNCTION pgbert.use_model(bundle_path text, name text DEFAULT NULL) RETURNS text
 LANGUAGE plpython3u VOLATILE
-SET search_path = pg_catalog, pgbert, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
-if "pgbert" not in GD:
+if "pgbert_api" not in GD:
     plpy.execute("SELECT pgbert._boot()")
-return GD["pgbert"].use_model(plpy, bundle_path, name)
+return GD["pgbert_api"].use_model(plpy, bundle_path, name)
 $$;
 COMMENT ON FUNCTION pgbert.use_model(text, text) IS
     'Admin only: registers the model bundle at this server-side path, checks it loads, and makes it the active model.';
 
 CREATE OR REPLACE FUNCTION pgbert.status() RETURNS TABLE (setting text, value text)
 LANGUAGE plpython3u VOLATILE
-SET search_path = pg_catalog, pgbert, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
-if "pgbert" not in GD:
+if "pgbert_api" not in GD:
     plpy.execute("SELECT pgbert._boot()")
-return GD["pgbert"].status(plpy)
+return GD["pgbert_api"].status(plpy)
 $$;
 COMMENT ON FUNCTION pgbert.status() IS
     'The active model, its bundle, the runtime and this backend''s counters; a broken model shows as ok=false with the problem.';
@@ -75,20 +82,6 @@ COMMENT ON FUNCTION pgbert.status() IS
 CREATE OR REPLACE VIEW pgbert.active_model AS
     SELECT name, model_id, dimension, pooling, normalize, max_tokens, bundle_path, registered_at
       FROM pgbert.models WHERE active;
-
--- ---------------------------------------------------------------------------------------------------
--- Privileges. pgbert_user embeds and searches; pgbert_admin also switches models and tunes the runtime;
--- only the owner (the installing superuser) sets python_path, i.e. what backends import.
--- Every role may read the model registry: the row trigger of an auto-embedding table reads it as the
--- inserting role, who needs no pgbert privilege to get rows embedded.
--- ---------------------------------------------------------------------------------------------------
-GRANT USAGE ON SCHEMA pgbert TO PUBLIC;
-REVOKE ALL ON pgbert.settings, pgbert.models FROM PUBLIC;
-GRANT SELECT ON pgbert.settings, pgbert.models, pgbert.active_model TO PUBLIC;
-GRANT UPDATE (value) ON pgbert.settings TO pgbert_admin;        -- python_path excluded by row-level security
-GRANT INSERT, UPDATE, DELETE ON pgbert.models TO pgbert_admin;
-REVOKE ALL ON FUNCTION public.embed(text), public.embed_batch(text[]), pgbert.status(),
-                       pgbert.use_model(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION public.embed(text), public.embed_batch(text[]), pgbert.status() TO pgbert_user;
-GRANT EXECUTE ON FUNCTION pgbert.use_model(text, text) TO pgbert_admin;
-GRANT EXECUTE ON FUNCTION pgbert._boot() TO PUBLIC;
+COMMENT ON VIEW pgbert.active_model IS 'The model embed() uses now (one row, or none before pgbert.use_model()).';
+COMMENT ON TABLE pgbert.models IS 'Registered model bundles (server-side paths); exactly one is active. Written by pgbert.use_model().';
+COMMENT ON TABLE pgbert.settings IS 'Runtime settings: python_path (installing superuser only), threads, batch_size, batch_tokens, engine, max_input_chars (pgbert_admin).';

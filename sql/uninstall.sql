@@ -1,13 +1,24 @@
 -- Removes everything pgbert installed. Used by the base revision's downgrade.
 -- Tables that pgbert created but that hold user rows are kept (with a NOTICE): a downgrade never
--- deletes data silently.
+-- deletes data silently. Objects of the user's that depend on pgbert's functions (a view calling
+-- embed(), say) stop the downgrade with a message naming them: they are never dropped silently either.
 DO $$
+DECLARE
+    fn     text;
+    detail text;
 BEGIN
     -- Objects outside the pgbert schema.
-    DROP FUNCTION IF EXISTS public.embed(text);
-    DROP FUNCTION IF EXISTS public.embed_batch(text[]);
-    DROP FUNCTION IF EXISTS public.search(text, integer);
-    DROP FUNCTION IF EXISTS public.search(text, integer, regclass);
+    FOREACH fn IN ARRAY ARRAY['public.embed(text)', 'public.embed_batch(text[])', 'public.search(text, integer)',
+                              'public.search(text, integer, regclass)'] LOOP
+        BEGIN
+            EXECUTE 'DROP FUNCTION IF EXISTS ' || fn;
+        EXCEPTION WHEN dependent_objects_still_exist THEN
+            GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+            RAISE EXCEPTION 'pgbert: cannot remove %: objects of yours use it', fn
+                  USING ERRCODE = 'dependent_objects_still_exist', DETAIL = detail,
+                        HINT = 'Drop or change those objects first (they are listed above), then downgrade again.';
+        END;
+    END LOOP;
     -- The tutorial table goes only when empty: a downgrade never deletes rows.
     IF to_regclass('public.text_embeddings') IS NOT NULL THEN
         IF EXISTS (SELECT 1 FROM public.text_embeddings) THEN
@@ -17,6 +28,8 @@ BEGIN
         END IF;
     END IF;
     DROP EVENT TRIGGER IF EXISTS pgbert_forget_dropped_tables;
+    DROP EVENT TRIGGER IF EXISTS pgbert_forget_dropped;
+    DROP EVENT TRIGGER IF EXISTS pgbert_follow_altered_tables;
     DROP SCHEMA IF EXISTS pgbert CASCADE;  -- also drops the triggers that call pgbert's functions
     -- Extensions go only when nothing else uses them.
     BEGIN

@@ -8,50 +8,15 @@ Model bundles the server reads live under .pgbert/ (reachable for the server's u
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from functools import lru_cache
 
 import pytest
 from pytest_postgresql import factories
 
-from pgbert.cluster import Cluster
-from pgbert.paths import ROOT, Paths
-
 sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub is unreachable here: fail fast, never wait on retries
 
-PATHS = Paths.default()
-CLUSTER = Cluster(PATHS)
-TEST_BUNDLES = os.path.join(PATHS.state, "test-bundles")
-
-
-@lru_cache(maxsize=None)
-def tiny_bundle_path(name: str = "tiny-bert", **kwargs) -> str:
-    """A random-init BERT exported with pgbert's own exporter (built once per run)."""
-    from pgbert_export import export_model
-    from tiny_bert import make_tiny_bert
-
-    bundle = os.path.join(TEST_BUNDLES, name)
-    source = os.path.join(TEST_BUNDLES, "src", name)
-    make_tiny_bert(source, **kwargs)
-    export_model(source, bundle, echo=lambda *_: None)
-    os.chmod(TEST_BUNDLES, 0o755)
-    return bundle
-
-
-def alembic(url: str, *args: str, bundle: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    argv = [sys.executable, "-m", "alembic", "-c", os.path.join(ROOT, "alembic.ini"), "-x", f"url={url}"]
-    if bundle:
-        argv += ["-x", f"bundle={bundle}"]
-    out = subprocess.run([*argv, *args], cwd=ROOT, capture_output=True, text=True)
-    if check and out.returncode != 0:
-        raise AssertionError(f"alembic {' '.join(args)} failed:\n{out.stderr[-3000:]}")
-    return out
-
-
-def db_url(dbname: str) -> str:
-    return CLUSTER.url(dbname)
+from helpers import CLUSTER, PATHS, alembic, db_url, tiny_bundle_path  # noqa: E402
 
 
 def install_schema(host, port, user, dbname, password=None, **_):
@@ -76,16 +41,17 @@ empty_db = factories.postgresql("empty_proc")
 def _cluster_running(request):
     if any(item.get_closest_marker("db") for item in request.session.items):
         _require_cluster()
+        _drop_stale_databases()
 
 
-def pytest_sessionstart(session):
-    """Drop databases that an interrupted earlier run left behind (templates would otherwise clash)."""
-    if not CLUSTER.running():
-        return
+def _drop_stale_databases():
+    """Drop databases that an interrupted earlier run left behind (templates would otherwise clash).
+    Only in runs that use the database: a unit-test run beside a database run must not touch it."""
     import psycopg
 
     with psycopg.connect(CLUSTER.url("postgres"), autocommit=True) as admin:
-        stale = [r[0] for r in admin.execute("SELECT datname FROM pg_database WHERE datname ~ '^pgbert_(test|empty|search)'")]
+        stale = [r[0] for r in admin.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ '^pgbert_(test|empty|search)'")]
         for name in stale:
             admin.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE false')
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -133,6 +99,8 @@ def role(conn):
     created = []
 
     def make(name: str, *granted: str) -> str:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+            conn.execute(f"DROP ROLE {name}")  # left by an interrupted run (roles belong to the cluster)
         conn.execute(f"CREATE ROLE {name}")
         for granted_role in granted:
             conn.execute(f"GRANT {granted_role} TO {name}")

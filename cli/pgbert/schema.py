@@ -45,4 +45,6 @@ def configure(cursor, python_path: str | None, bundle: str | None) -> None:
         row = cursor.fetchone()
         if not row or row[0] != bundle:
             cursor.execute("SELECT pgbert.use_model(%s)", (bundle,))
+    # Registered tables get the triggers of the sql/ just applied (a new version may generate others).
+    cursor.execute("SELECT pgbert.reinstall_triggers()")
     cursor.execute("CALL pgbert.install_text_embeddings()")

@@ -40,7 +40,35 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DO $$ DECLARE t regclass; BEGIN FOR t IN SELECT relid FROM pgbert.embedded_tables LOOP "
-               "CALL pgbert.disable_embedding(t); END LOOP; END $$")
+    # Plain SQL only: a revision never calls the re-applied sql/ functions, which change under it.
+    # Every pgbert trigger of a registered table goes (its function is in schema pgbert, or is a table's
+    # own write-back function), then the write-back functions themselves.
+    op.execute("""
+        DO $$
+        DECLARE
+            t record;
+        BEGIN
+            FOR t IN
+                SELECT tg.tgname, tg.tgrelid::regclass AS tbl
+                  FROM pg_catalog.pg_trigger tg
+                  JOIN pgbert.embedded_tables e ON e.relid::oid = tg.tgrelid
+                  JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid
+                 WHERE tg.tgparentid = 0 AND NOT tg.tgisinternal
+                   AND (p.pronamespace = 'pgbert'::regnamespace OR p.proname ~ '^pgbert_embed_[0-9]+$')
+            LOOP
+                EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.tbl);
+            END LOOP;
+            FOR t IN
+                SELECT p.oid::regprocedure AS fn FROM pg_catalog.pg_proc p
+                 WHERE p.prorettype = 'trigger'::regtype
+                   AND (p.proname ~ '^pgbert_embed_[0-9]+$'
+                        OR (p.pronamespace = 'pgbert'::regnamespace AND p.proname ~ '^batch_write_[0-9]+$'))
+            LOOP
+                EXECUTE format('DROP FUNCTION %s', t.fn);
+            END LOOP;
+        END
+        $$""")
     op.execute("DROP EVENT TRIGGER IF EXISTS pgbert_forget_dropped_tables")
+    op.execute("DROP EVENT TRIGGER IF EXISTS pgbert_forget_dropped")
+    op.execute("DROP EVENT TRIGGER IF EXISTS pgbert_follow_altered_tables")
     op.execute("DROP TABLE pgbert.embedded_tables CASCADE")  # with the sql/ functions typed on its rows

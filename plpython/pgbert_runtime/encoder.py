@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Iterable, Sequence
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -16,6 +17,110 @@ DEFAULT_BATCH_SIZE = 32
 # doubles throughput, but big batches of long texts run slower than small ones (activations fall out of
 # cache): 512 kept both at their best (bench/RESULTS-triggers.md).
 DEFAULT_BATCH_TOKENS = 512
+
+# Long texts are cut before tokenizing: the model keeps max_tokens tokens, and tokenizing a whole 4 MB text
+# to keep 384 of them took 2 GB and 15 s, with no way to cancel it. The first prefix tried is max_tokens x 12
+# characters: the window of all-mpnet-base-v2 needed at most 5.5 characters a token over 240 documents
+# (licences, package descriptions, Python source, JSON, CSV, base64, URLs, German compounds), so texts
+# whose window needs up to twice that settle at once; a text whose window needs more (very long words,
+# long whitespace or control-character runs) is retried with a prefix twice as long, up to the whole text.
+PREFIX_CHARS_PER_TOKEN = 12
+# How far before the cut the word after the last kept token must start (plus the longest added token, such
+# as <mask>, which a cut can split): what a cut changes stays next to it (a regex pre-tokenizer looks one
+# character ahead, a Hangul syllable composes with the next character); combining marks, which Unicode
+# normalization reorders and composes across any distance, are skipped separately (see _settled).
+PREFIX_MARGIN_CHARS = 64
+# Tokenizer calls between two check() calls: at most this many texts and characters. The slowest input
+# measured (CJK, punctuation runs) tokenizes at ~3 us a character on a 2-core Xeon: ~0.2 s a call.
+TOKENIZE_CHUNK_TEXTS = 64
+TOKENIZE_CHUNK_CHARS = 65_536
+
+Check = Callable[[], object]
+
+
+class BoundedTokenizer:
+    """Tokenizer.encode_batch with truncation to max_tokens, without tokenizing what truncation drops.
+
+    Ids, type ids and special tokens are those of `tokenizer.encode_batch(texts)` with
+    `enable_truncation(max_length=max_tokens)` (the tokenizer given is that one), for every text: a prefix is
+    used only when the tokens it yields before its cut provably equal the whole text's (see _settled).
+    """
+
+    def __init__(self, tokenizer, max_tokens: int):
+        from tokenizers import Tokenizer
+
+        self.tokenizer = tokenizer  # truncates; it adds the special tokens to the prefixes' content tokens
+        self.raw = Tokenizer.from_str(tokenizer.to_str())  # same pipeline, content tokens only, all of them
+        self.raw.no_truncation()
+        self.raw.no_padding()
+        # Truncation keeps max_tokens including the special tokens the post-processor adds after it.
+        self.keep = max_tokens - tokenizer.num_special_tokens_to_add(False)
+        longest_added = max((len(t.content) for t in tokenizer.get_added_tokens_decoder().values()), default=0)
+        self.margin = PREFIX_MARGIN_CHARS + longest_added
+        self.first_cut = max(max_tokens * PREFIX_CHARS_PER_TOKEN, 4 * self.margin)
+
+    def encode_batch(self, texts: Sequence[str], check: Check | None = None) -> list:
+        """Encodings of texts, in order; check() runs between tokenizer calls (never before the first)."""
+        texts = list(texts)
+        result: list = [None] * len(texts)
+        pending = {i: self.first_cut for i in range(len(texts))}  # text index -> prefix length to try
+        first = True
+        while pending:
+            retry = {}
+            for chunk in self._chunks(texts, pending):
+                if check is not None and not first:
+                    check()
+                first = False
+                probes = [texts[i][:pending[i]] for i in chunk]
+                encodings = self.raw.encode_batch(probes, add_special_tokens=False)
+                for i, probe, enc in zip(chunk, probes, encodings, strict=True):
+                    if len(probe) == len(texts[i]) or self._settled(enc, probe):
+                        result[i] = self.tokenizer.post_process(enc)
+                    else:
+                        retry[i] = 2 * pending[i]
+            pending = retry
+        return result
+
+    @staticmethod
+    def _chunks(texts: list[str], pending: dict[int, int]):
+        chunk, chars = [], 0
+        for i, cut in pending.items():
+            size = min(cut, len(texts[i]))
+            if chunk and (len(chunk) >= TOKENIZE_CHUNK_TEXTS or chars + size > TOKENIZE_CHUNK_CHARS):
+                yield chunk
+                chunk, chars = [], 0
+            chunk.append(i)
+            chars += size
+        if chunk:
+            yield chunk
+
+    def _settled(self, enc, probe: str) -> bool:
+        """Whether the first `keep` tokens of a prefix are the whole text's.
+
+        They are when the last kept token's word is followed, well before the cut, by the first token of
+        another word, and what precedes that word cannot change with what follows the cut:
+        - normalizers act locally, except that Unicode normalization reorders and composes a run of combining
+          marks with the character before it, however long the run (Zalgo text): the word must start before
+          the first character that is not a combining mark, and that character before the margin;
+        - pre-tokenizers split into words by looking at most a character ahead;
+        - the model splits each word on its own, but needs all of it (WordPiece turns a word longer than 100
+          characters into [UNK]; the first part of a word cut in two would not be): hence another word.
+        """
+        if self.keep < 1 or len(enc) <= self.keep:
+            return False
+        words = enc.word_ids
+        offsets = enc.offsets
+        last = words[self.keep - 1]
+        limit = len(probe) - self.margin
+        for j in range(self.keep, len(words)):
+            start = offsets[j][0]
+            if start >= limit:
+                return False
+            if last is None or words[j] != last:
+                while start < limit and unicodedata.combining(probe[start]):
+                    start += 1
+                return start < limit
+        return False
 
 
 class Encoder:
@@ -40,6 +145,7 @@ class Encoder:
         # Truncate as the model's own library does: max_tokens counts the special tokens too.
         self.tokenizer.enable_truncation(max_length=bundle.max_tokens)
         self.tokenizer.no_padding()  # we pad per batch, after sorting by length
+        self.bounded = BoundedTokenizer(self.tokenizer, bundle.max_tokens)
         self.engine = engines.check(runner, bundle) if runner else engines.load(bundle, self.threads, engine)
         self.pad_id = self._pad_id()
         self.pool = POOLERS[bundle.pooling]
@@ -53,18 +159,26 @@ class Encoder:
     def dimension(self) -> int:
         return self.bundle.dimension
 
-    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+    def tokenize(self, texts: Sequence[str], check: Check | None = None) -> list[list[int]]:
+        """Token ids as the model gets them: truncated to max_tokens, special tokens included."""
+        return [e.ids for e in self.bounded.encode_batch(texts, check)]
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed texts; returns float32 (len(texts), dimension), rows in input order."""
+    def encode(self, texts: Sequence[str], check: Check | None = None) -> np.ndarray:
+        """Embed texts; returns float32 (len(texts), dimension), rows in input order.
+
+        check: called between tokenizer calls and before each model call, so that a caller can stop the work
+        (in the database it lets PostgreSQL act on a cancel request or statement_timeout); whatever it raises
+        propagates unchanged."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        encodings = self.tokenizer.encode_batch(list(texts))
+        encodings = self.bounded.encode_batch(texts, check)
         ids = [e.ids for e in encodings]
         types = [e.type_ids for e in encodings]
+        del encodings
         out = np.empty((len(ids), self.dimension), dtype=np.float32)
         for chunk in self.batches([len(x) for x in ids]):
+            if check is not None:
+                check()
             out[chunk] = self._run([ids[i] for i in chunk], [types[i] for i in chunk])
         return out
 
@@ -88,7 +202,7 @@ class Encoder:
         input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
         token_types = np.zeros((len(ids), width), dtype=np.int64)
         mask = np.zeros((len(ids), width), dtype=np.int64)
-        for row, (tok, typ) in enumerate(zip(ids, types)):
+        for row, (tok, typ) in enumerate(zip(ids, types, strict=True)):
             input_ids[row, :len(tok)] = tok
             token_types[row, :len(typ)] = typ
             mask[row, :len(tok)] = 1
@@ -142,11 +256,12 @@ def get_encoder(path: str, threads: int | None = None, batch_size: int = DEFAULT
         return encoder
 
 
-def embed_texts(encoder: Encoder, texts: Iterable[str | None]) -> list[np.ndarray | None]:
-    """Embed texts where None stays None (SQL NULL in, NULL out)."""
+def embed_texts(encoder: Encoder, texts: Iterable[str | None],
+                check: Check | None = None) -> list[np.ndarray | None]:
+    """Embed texts where None stays None (SQL NULL in, NULL out); check as for Encoder.encode."""
     texts = list(texts)
     present = [i for i, t in enumerate(texts) if t is not None]
-    vectors = encoder.encode([texts[i] for i in present])
+    vectors = encoder.encode([texts[i] for i in present], check=check)
     result: list[np.ndarray | None] = [None] * len(texts)
     for row, i in enumerate(present):
         result[i] = vectors[row]

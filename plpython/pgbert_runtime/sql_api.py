@@ -1,4 +1,5 @@
-"""The functions PL/Python bodies call. Each takes `plpy` so it is testable with a fake.
+"""The SQL API's PL/Python bodies call these (trigger handlers are in triggers.py). Each takes `plpy`,
+so it is testable with a fake.
 
 The active model and runtime settings are read from admin-owned tables (pgbert.models,
 pgbert.settings) on every call: a non-admin cannot point a backend at another file, and a
@@ -17,7 +18,8 @@ SETTINGS_SQL = """
 SELECT (SELECT value FROM pgbert.settings WHERE name = 'threads') AS threads,
        (SELECT value FROM pgbert.settings WHERE name = 'batch_size') AS batch_size,
        (SELECT value FROM pgbert.settings WHERE name = 'batch_tokens') AS batch_tokens,
-       (SELECT value FROM pgbert.settings WHERE name = 'engine') AS engine
+       (SELECT value FROM pgbert.settings WHERE name = 'engine') AS engine,
+       (SELECT value FROM pgbert.settings WHERE name = 'max_input_chars') AS max_input_chars
 """
 ACTIVE_MODEL_SQL = f"""
 SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files, s.*
@@ -26,11 +28,19 @@ SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files,
 
 # SQLSTATE 55000 (object_not_in_prerequisite_state): the model is not usable until an admin acts.
 NOT_READY = "55000"
+# SQLSTATE 54000 (program_limit_exceeded): more input in one call than the max_input_chars setting allows.
+TOO_MUCH_INPUT = "54000"
 _plan = None
+_ping = None
 stats = {"calls": 0, "texts": 0, "seconds": 0.0, "load_seconds": 0.0}
 
 
 def active_encoder(plpy) -> Encoder:
+    return _active(plpy)[0]
+
+
+def _active(plpy) -> tuple[Encoder, dict]:
+    """The active model's encoder (loaded once per backend) and the settings row it was read with."""
     global _plan
     if _plan is None:
         _plan = plpy.prepare(ACTIVE_MODEL_SQL)
@@ -53,7 +63,7 @@ def active_encoder(plpy) -> Encoder:
                    f"{encoder.dimension}-d); vectors would not match the ones already stored", sqlstate=NOT_READY,
                    hint="Restore the registered bundle, or register the new one with "
                         "SELECT pgbert.use_model(path) (a different model needs its tables re-embedded).")
-    return encoder
+    return encoder, row
 
 
 def _encoder_for(bundle_path: str, settings: dict) -> Encoder:
@@ -77,9 +87,31 @@ def _registered_files(files_json: str) -> dict:
     return _files_cache[1]
 
 
-def _timed(encoder: Encoder, texts):
+def interrupt_check(plpy):
+    """A callable the encoder runs between tokenizer chunks and model calls. Running a (prepared, trivial)
+    statement lets PostgreSQL act on a pending cancel or statement_timeout: it raises there, and the
+    error ends the call. Without it, a long embedding could only be stopped by terminating the backend."""
+    global _ping
+    if _ping is None:
+        _ping = plpy.prepare("SELECT 1")
+    return lambda: plpy.execute(_ping)
+
+
+def _check_input_size(plpy, texts, settings: dict) -> None:
+    limit = int(settings.get("max_input_chars") or 0)
+    total = sum(len(t) for t in texts if t is not None)
+    if limit and total > limit:
+        plpy.error(f"pgbert: {total} characters in one call, more than max_input_chars ({limit})",
+                   sqlstate=TOO_MUCH_INPUT,
+                   hint="Embed fewer or shorter texts per call (only the first few thousand characters of a text "
+                        "reach the model), or ask an administrator to raise max_input_chars in pgbert.settings.")
+
+
+def _embed(plpy, texts):
+    encoder, settings = _active(plpy)
+    _check_input_size(plpy, texts, settings)
     started = time.perf_counter()
-    vectors = embed_texts(encoder, texts)
+    vectors = embed_texts(encoder, texts, check=interrupt_check(plpy))
     stats["calls"] += 1
     stats["texts"] += sum(v is not None for v in vectors)
     stats["seconds"] += time.perf_counter() - started
@@ -89,14 +121,14 @@ def _timed(encoder: Encoder, texts):
 def embed(plpy, text: str | None) -> str | None:
     if text is None:
         return None
-    return to_pgvector(_timed(active_encoder(plpy), [text])[0])
+    return to_pgvector(_embed(plpy, [text])[0])
 
 
 def embed_batch(plpy, texts: list | None) -> list | None:
     """One model pass for many texts; NULL elements give NULL vectors, order kept."""
     if texts is None:
         return None
-    vectors = _timed(active_encoder(plpy), texts)
+    vectors = _embed(plpy, texts)
     return [None if v is None else to_pgvector(v) for v in vectors]
 
 
@@ -147,7 +179,8 @@ def use_model(plpy, bundle_path: str, name: str | None = None) -> str:
     if in_use:
         plpy.error(f"pgbert: {name} gives {bundle.dimension}-d vectors but embedding tables use another "
                    f"dimension: {in_use}", sqlstate=NOT_READY,
-                   hint="Disable embedding on those tables first (CALL pgbert.disable_embedding(table)), or pick a model "
+                   hint="Disable embedding on those tables first (CALL pgbert.disable_embedding(table)), "
+                        "or pick a model "
                         "of the same dimension.")
     plpy.execute("UPDATE pgbert.models SET active = false WHERE active AND bundle_path <> %s"
                  % plpy.quote_literal(bundle_path))
@@ -177,27 +210,3 @@ def status(plpy) -> list[tuple[str, str]]:
     rows.append(("ok", "true"))
     rows += [(k, str(v)) for k, v in info.items()]
     return rows
-
-
-# ---- auto-embedding triggers -------------------------------------------------------------------------
-# Strategy 'batch': a BEFORE STATEMENT trigger arms a per-table flag; the BEFORE ROW trigger embeds the
-# statement's first row inline (so a one-row INSERT ... RETURNING shows its vector and is written once)
-# and leaves the others NULL; an AFTER STATEMENT trigger embeds all of those in batched model calls.
-# Strategy 'row': every row is embedded inline. UPDATEs of the source text are always inline.
-
-def statement_start(GD, TD) -> None:
-    GD.setdefault("pgbert_inline", {})[TD["relid"]] = True
-
-
-def row_trigger(plpy, GD, TD):
-    source, target, strategy = TD["args"]
-    new = TD["new"]
-    if TD["event"] == "UPDATE":
-        new[target] = embed(plpy, new[source])  # the WHEN clause fired us: the text changed
-        return "MODIFY"
-    if new[target] is not None or new[source] is None:
-        return None  # an explicit vector from the client is kept; no text, no vector
-    if strategy == "batch" and not GD.setdefault("pgbert_inline", {}).pop(TD["relid"], False):
-        return None  # the AFTER STATEMENT trigger embeds this row with the others
-    new[target] = embed(plpy, new[source])
-    return "MODIFY"

@@ -1,24 +1,10 @@
 """Tables whose rows embed themselves: every trigger path, both strategies, privileges, identifiers."""
-import io
-
-import numpy as np
 import psycopg
 import pytest
 
+from helpers import assert_embedded, model_calls
+
 TEXTS = ["PostgreSQL is a database", "自然言語処理", "🚀", "", "a much longer text " * 50]
-
-
-def model_calls(conn) -> int:
-    return int(dict(conn.execute("SELECT * FROM pgbert.status()").fetchall())["model_calls"])
-
-
-def assert_embedded(conn, table="docs", source="body", target="body_embedding"):
-    """Every row with text has exactly embed(text); rows without text have no vector."""
-    rows = conn.execute(f"SELECT {source}, {target} IS NULL, {target} = embed({source}) FROM {table}").fetchall()
-    assert rows
-    for text, missing, equal in rows:
-        assert missing == (text is None), text
-        assert text is None or equal, text
 
 
 @pytest.fixture(params=["batch", "row"])
@@ -87,12 +73,20 @@ def test_batch_strategy_batches_model_calls(conn, docs):
         assert calls == 100
 
 
-def test_insert_in_a_transaction_that_rolls_back_leaves_nothing(conn, docs):
+def test_a_rolled_back_insert_leaves_nothing_and_the_next_statement_starts_clean(conn, docs):
     conn.autocommit = False
     conn.execute("INSERT INTO docs (body) SELECT 'x' || g FROM generate_series(1, 10) g")
+    assert_embedded(conn)  # the triggers ran inside the transaction
+    # A statement that fails half-way (after its first rows were handled) must not leave the batch state
+    # of the table behind: the next statement's first row is embedded inline again.
+    conn.execute("ALTER TABLE docs ADD CHECK (body <> 'boom')")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("INSERT INTO docs (body) VALUES ('y1'), ('y2'), ('y3'), ('boom'), ('y5')")
     conn.rollback()
     conn.autocommit = True
     assert conn.execute("SELECT count(*) FROM docs").fetchone() == (0,)
+    got = conn.execute("INSERT INTO docs (body) VALUES ('after the rollback') RETURNING body_embedding = embed(body)")
+    assert got.fetchone() == (True,)
 
 
 # ---- updates -------------------------------------------------------------------------------------------
@@ -124,7 +118,8 @@ def test_enable_on_a_table_with_rows_backfills_and_indexes(conn):
     conn.add_notice_handler(lambda d: notices.append(d.message_primary))
     conn.execute("CALL pgbert.enable_embedding('public.articles', 'body', batch_size => 500)")
     assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
-                        "WHERE attrelid = 'articles'::regclass AND attname = 'body_embedding'").fetchone() == ("vector(32)",)
+                        "WHERE attrelid = 'articles'::regclass AND attname = 'body_embedding'"
+                        ).fetchone() == ("vector(32)",)
     assert_embedded(conn, "articles")
     progress = [n for n in notices if "rows embedded" in n]
     assert len(progress) == 3 and "1200 / 1200" in progress[-1]
@@ -187,7 +182,8 @@ def test_bad_arguments_are_clear_errors(conn):
 def test_odd_identifiers_work(conn):
     conn.execute('CREATE SCHEMA "My Schema"')
     conn.execute('CREATE TABLE "My Schema"."Odd ""Table"" Name" ("Key" int PRIMARY KEY, "Body Text" text)')
-    conn.execute("""CALL pgbert.enable_embedding('"My Schema"."Odd ""Table"" Name"', 'Body Text', 'Vec; DROP TABLE docs')""")
+    conn.execute("""CALL pgbert.enable_embedding('"My Schema"."Odd ""Table"" Name"', 'Body Text',
+                                                  'Vec; DROP TABLE docs')""")
     conn.execute('INSERT INTO "My Schema"."Odd ""Table"" Name" VALUES (1, \'one\'), (2, \'two\')')
     assert_embedded(conn, '"My Schema"."Odd ""Table"" Name"', '"Body Text"', '"Vec; DROP TABLE docs"')
     rows = conn.execute("""SELECT id, content FROM search('one', 1, '"My Schema"."Odd ""Table"" Name"')""").fetchall()
@@ -255,4 +251,4 @@ def test_dropping_a_table_forgets_it(conn, docs):
     conn.execute("DROP TABLE docs")
     assert conn.execute("SELECT count(*) FROM pgbert.embedded_tables").fetchone() == (1,)  # text_embeddings
     # ... and the table's batch write-back function went with it (only text_embeddings' remains).
-    assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'pgbert\\_embed\\_%'").fetchone() == (1,)
+    assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'batch\\_write\\_%'").fetchone() == (1,)

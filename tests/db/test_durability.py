@@ -5,7 +5,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import CLUSTER, alembic, db_url
+from helpers import CLUSTER, alembic, db_url
 
 
 def kill_when(conn, pid: int, ready) -> None:
@@ -31,6 +31,7 @@ def run_in_thread(url: str, sql: str):
     return loader.info.backend_pid, thread, errors
 
 
+@pytest.mark.slow
 def test_killed_bulk_insert_loses_nothing_committed(conn):
     conn.execute("CREATE TABLE docs (id serial PRIMARY KEY, body text)")
     conn.execute("CALL pgbert.enable_embedding('docs', 'body')")
@@ -46,6 +47,7 @@ def test_killed_bulk_insert_loses_nothing_committed(conn):
                         ).fetchone() == (50, 50)
 
 
+@pytest.mark.slow
 def test_killed_backfill_keeps_committed_batches_and_resumes(conn):
     conn.execute("CREATE TABLE big (id int PRIMARY KEY, body text)")
     conn.execute("INSERT INTO big SELECT g, 'backfill row ' || g FROM generate_series(1, 60000) g")

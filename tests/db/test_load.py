@@ -2,7 +2,11 @@
 import subprocess
 import sys
 
-from conftest import CLUSTER, ROOT
+import pytest
+
+from helpers import CLUSTER, ROOT
+
+pytestmark = pytest.mark.slow  # real weights / long runs: `make test`, not `make check`
 
 
 def test_short_load_run(conn):

@@ -1,5 +1,5 @@
 """alembic upgrade head on an empty database installs everything; downgrade base removes it all."""
-from conftest import alembic, db_url
+from helpers import alembic, db_url
 
 
 def objects(conn):

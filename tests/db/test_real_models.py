@@ -5,6 +5,8 @@ import os
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # real weights / long runs: `make test`, not `make check`
+
 TEXTS = ["I love natural language processing", "PostgreSQL is a relational database.",
          "自然言語処理が大好きです。", "🚀 launch day", "", "token " * 1000]
 

@@ -6,8 +6,10 @@ import numpy as np
 import psycopg
 import pytest
 
-from conftest import CLUSTER
+from helpers import CLUSTER
 from pgbert.corpus import load_packages
+
+pytestmark = pytest.mark.slow  # real weights / long runs: `make test`, not `make check`
 
 ROWS, QUERIES = 5000, 200
 
@@ -126,7 +128,8 @@ def test_queries_calling_embed_never_go_parallel(search_db):
                     "max_parallel_workers_per_gather = 2"):
         search_db.execute(f"SET {setting}")
     try:
-        count = search_db.execute("SELECT count(*) FROM pkgs WHERE id % 25 = 0 AND body_embedding <=> embed('tools') < 2").fetchone()
+        count = search_db.execute("SELECT count(*) FROM pkgs WHERE id % 25 = 0 "
+                                  "AND body_embedding <=> embed('tools') < 2").fetchone()
     finally:
         search_db.execute("RESET ALL")
     assert count == (ROWS // 25,)

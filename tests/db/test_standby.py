@@ -7,7 +7,9 @@ import time
 import psycopg
 import pytest
 
-from conftest import CLUSTER, PATHS
+from helpers import CLUSTER, PATHS
+
+pytestmark = pytest.mark.slow  # real weights / long runs: `make test`, not `make check`
 
 
 @pytest.fixture(scope="module")

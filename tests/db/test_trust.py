@@ -6,7 +6,7 @@ import shutil
 import psycopg
 import pytest
 
-from conftest import TEST_BUNDLES, tiny_bundle_path
+from helpers import TEST_BUNDLES, tiny_bundle_path
 
 
 def alive(conn):
@@ -44,20 +44,20 @@ def test_look_alike_functions_and_operators_do_not_hijack_pgbert(conn, docs):
 
 
 def test_every_pgbert_function_pins_search_path(conn):
+    """pg_catalog first and pg_temp last, nothing else: every other name in pgbert's code is qualified."""
     unpinned = conn.execute("""
-        SELECT p.oid::regprocedure::text FROM pg_proc p
+        SELECT p.oid::regprocedure::text, p.proconfig FROM pg_proc p
          WHERE (p.pronamespace = 'pgbert'::regnamespace
                 OR p.oid IN ('public.embed(text)'::regprocedure, 'public.embed_batch(text[])'::regprocedure,
                              'public.search(text, integer)'::regprocedure,
-                             'public.search(text, integer, regclass)'::regprocedure)
-                OR p.proname LIKE 'pgbert\\_embed\\_%')
+                             'public.search(text, integer, regclass)'::regprocedure))
            AND p.prokind <> 'p'
-           AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%pg_temp')""").fetchall()
+           AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']""").fetchall()
     assert unpinned == []
-    # The two procedures that commit may not carry a SET clause: they pin the path in their first statement.
+    # The procedures that commit may not carry a SET clause: they pin the path in their first statement.
     for proc in ("enable_embedding", "backfill"):
         body = conn.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", (proc,)).fetchone()[0]
-        assert "set_config('search_path', 'pg_catalog, pgbert, pg_temp', true)" in body
+        assert "set_config('search_path', 'pg_catalog, pg_temp', true)" in body
 
 
 def test_a_non_admin_cannot_redirect_imports_or_model_files(conn, role):
@@ -83,6 +83,7 @@ def test_a_non_admin_cannot_redirect_imports_or_model_files(conn, role):
 
 
 def test_search_respects_table_privileges(conn, docs, role):
+    conn.execute("INSERT INTO docs (body) VALUES ('visible to readers'), ('another row')")
     user = role("pgbert_test_user", "pgbert_user")
     conn.execute(f"SET ROLE {user}")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -90,7 +91,9 @@ def test_search_respects_table_privileges(conn, docs, role):
     conn.execute("RESET ROLE")
     conn.execute(f"GRANT SELECT ON docs TO {user}")
     conn.execute(f"SET ROLE {user}")
-    conn.execute("SELECT * FROM search('x', 5, 'docs')").fetchall()
+    rows = conn.execute("SELECT content, distance FROM search('visible to readers', 5, 'docs')").fetchall()
+    assert [r[0] for r in rows][:1] == ["visible to readers"] and len(rows) == 2
+    assert rows[0][1] == pytest.approx(0, abs=1e-5)
 
 
 # ---- bad input -----------------------------------------------------------------------------------------
@@ -105,9 +108,20 @@ def test_odd_texts_embed_and_insert(conn, docs, text):
 
 
 def test_null_text_and_null_query(conn, docs):
-    conn.execute("INSERT INTO docs (body) VALUES (NULL)")
-    assert conn.execute("SELECT body_embedding IS NULL FROM docs").fetchone() == (True,)
+    conn.execute("INSERT INTO docs (body) VALUES (NULL), ('a row with text')")
+    assert conn.execute("SELECT body_embedding IS NULL FROM docs WHERE body IS NULL").fetchone() == (True,)
     assert conn.execute("SELECT * FROM search(NULL, 5, 'docs')").fetchall() == []
+    assert len(conn.execute("SELECT * FROM search('a row', 5, 'docs')").fetchall()) == 1
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, None])
+def test_backfill_batch_size_must_be_positive(conn, docs, batch_size):
+    conn.execute("ALTER TABLE docs DISABLE TRIGGER USER")
+    conn.execute("INSERT INTO docs (body) VALUES ('waiting for its vector')")
+    conn.execute("ALTER TABLE docs ENABLE TRIGGER USER")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="batch_size must be positive"):
+        conn.execute("CALL pgbert.backfill('docs', batch_size => %s)", (batch_size,))
+    assert conn.execute("SELECT pgbert.pending_rows('docs')").fetchone() == (1,)
 
 
 def test_k_edges(conn, docs):
@@ -150,7 +164,6 @@ def test_wrong_vector_dimension_in_a_user_table_stores_nothing(conn, docs):
     "CALL pgbert.enable_embedding('victim; DROP TABLE victim', 'body')",
     "CALL pgbert.enable_embedding('victim', 'body); DROP TABLE victim; --')",
     "CALL pgbert.enable_embedding('victim', 'body', strategy => 'batch''; DROP TABLE victim; --')",
-    "CALL pgbert.backfill('victim', batch_size => -1)",
     "CALL pgbert.disable_embedding('victim\"; DROP TABLE victim; --')",
 ])
 def test_injection_in_identifiers_and_options(conn, call):

@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from pgbert.paths import ROOT
 
 PGBERT = [sys.executable, "-m", "pgbert.cli"]
@@ -64,6 +66,7 @@ def test_every_command_is_documented_in_the_readme():
                     assert choice in readme, f"pgbert {name} {choice}"
 
 
+@pytest.mark.slow
 def test_demo_loads_searches_and_says_how_to_connect():
     """The README's main command after set-up: `pgbert demo` (make demo = bootstrap + this)."""
     out = run(*PGBERT, "demo", timeout=900)

@@ -1,0 +1,195 @@
+-- ---------------------------------------------------------------------------------------------------
+-- Turning auto-embedding on and off: argument checks, the vector column, the registry row, the HNSW
+-- index. The triggers themselves are in 30_triggers.sql, the backfill in 50_backfill.sql.
+-- ---------------------------------------------------------------------------------------------------
+
+-- The table is a table and its source column holds text.
+CREATE OR REPLACE FUNCTION pgbert._check_source(tbl regclass, source_column name) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    src_type text := (SELECT format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a
+                       WHERE a.attrelid = tbl AND a.attname = source_column AND a.attnum > 0 AND NOT a.attisdropped);
+BEGIN
+    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = tbl) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'pgbert: % is not a table', tbl USING ERRCODE = 'wrong_object_type';
+    ELSIF src_type IS NULL THEN
+        RAISE EXCEPTION 'pgbert: table % has no column %', tbl, quote_ident(source_column)
+              USING ERRCODE = 'undefined_column';
+    ELSIF src_type NOT IN ('text', 'character varying', 'character') THEN
+        RAISE EXCEPTION 'pgbert: column %.% is %, not text', tbl, quote_ident(source_column), src_type
+              USING ERRCODE = 'datatype_mismatch';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._check_source(regclass, name) IS
+    'Internal: raises unless the relation is a table and the column holds text.';
+
+-- Adds vector(dimension) when the column is missing; otherwise checks that it fits the model.
+CREATE OR REPLACE FUNCTION pgbert._ensure_vector_column(tbl regclass, vector_column name, model pgbert.models)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    col record;
+BEGIN
+    SELECT a.atttypid, a.atttypmod INTO col FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = tbl AND a.attname = vector_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        EXECUTE format('ALTER TABLE %s ADD COLUMN %I @vector_schema@.vector(%s)', tbl, vector_column, model.dimension);
+    ELSIF col.atttypid <> '@vector_schema@.vector'::regtype OR col.atttypmod NOT IN (-1, model.dimension) THEN
+        RAISE EXCEPTION 'pgbert: column %.% is %, but the active model % needs vector(%)', tbl,
+              quote_ident(vector_column), format_type(col.atttypid, col.atttypmod), model.name, model.dimension
+              USING ERRCODE = 'datatype_mismatch';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._ensure_vector_column(regclass, name, pgbert.models) IS
+    'Internal: adds the vector column with the model''s dimension, or checks the existing one fits.';
+
+-- The single-column, unique, not-null key that batch write-back finds new rows by (NULL: none).
+CREATE OR REPLACE FUNCTION pgbert._batch_key(tbl regclass) RETURNS name
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.attname
+      FROM pg_catalog.pg_index i
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = tbl AND i.indnkeyatts = 1 AND i.indisunique AND i.indpred IS NULL
+       AND i.indexprs IS NULL AND a.attnotnull
+     ORDER BY i.indisprimary DESC, a.attnum
+     LIMIT 1
+$$;
+COMMENT ON FUNCTION pgbert._batch_key(regclass) IS
+    'Internal: the single-column unique not-null key of a table (its primary key first), or NULL.';
+
+-- Checks everything, adds the vector column if missing and writes the registry row.
+CREATE OR REPLACE FUNCTION pgbert._register(tbl regclass, source_column name, vector_column name, strategy text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    model   pgbert.models;
+    key_col name := pgbert._batch_key(tbl);
+    owner   oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
+BEGIN
+    PERFORM pgbert._check_source(tbl, source_column);
+    PERFORM pgbert._require_owner(tbl, 'enable');
+    IF strategy IS NULL OR strategy NOT IN ('batch', 'row') THEN
+        RAISE EXCEPTION 'pgbert: strategy must be ''batch'' or ''row'', not %', quote_nullable(strategy)
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO model FROM pgbert.models m WHERE m.active;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pgbert: no active model' USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'An administrator registers one with SELECT pgbert.use_model(''/path/to/bundle'');';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pgbert.embedded_tables e WHERE e.relid = tbl) THEN
+        RAISE EXCEPTION 'pgbert: embedding is already enabled on %', tbl
+              USING ERRCODE = 'duplicate_object', HINT = 'CALL pgbert.disable_embedding(...) first to change it.';
+    END IF;
+    PERFORM pgbert._ensure_vector_column(tbl, vector_column, model);
+    IF strategy = 'batch' AND key_col IS NULL THEN
+        RAISE NOTICE 'pgbert: % has no single-column primary key: embedding row by row', tbl;
+        strategy := 'row';
+    END IF;
+    -- The batch write-back runs as the table's owner, who must therefore be allowed to embed.
+    IF strategy = 'batch' AND NOT has_function_privilege(owner, 'public.embed_batch(text[])', 'EXECUTE') THEN
+        RAISE EXCEPTION 'pgbert: the owner of % (%) may not embed', tbl, owner::regrole
+              USING ERRCODE = 'insufficient_privilege', HINT = format('GRANT pgbert_user TO %I;', pg_get_userbyid(owner));
+    END IF;
+    INSERT INTO pgbert.embedded_tables (relid, source_column, vector_column, key_column, strategy, metric,
+                                        dimension, model_name)
+    VALUES (tbl, source_column, vector_column, key_col, strategy,
+            CASE WHEN model.normalize THEN 'cosine' ELSE 'l2' END, model.dimension, model.name);
+    RAISE NOTICE 'pgbert: % embeds %.% into % (model %, % strategy)', tbl, tbl, quote_ident(source_column),
+          quote_ident(vector_column), model.name, strategy;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._register(regclass, name, name, text) IS
+    'Internal: checks enable_embedding''s arguments, adds the vector column if missing, writes the registry row.';
+
+-- The HNSW index with the metric's operator class. Its name is chosen by PostgreSQL (never one taken in
+-- advance); an HNSW index already on the vector column is kept.
+CREATE OR REPLACE FUNCTION pgbert._build_index(tbl regclass) RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    cfg   pgbert.embedded_tables := pgbert._embedding_config(tbl);
+    idx   name;
+    find  text := 'SELECT ic.relname FROM pg_catalog.pg_index i
+                     JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                     JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                    WHERE i.indrelid = $1 AND am.amname = ''hnsw'' AND i.indnatts = 1 AND a.attname = $2
+                    ORDER BY ic.oid DESC LIMIT 1';
+BEGIN
+    EXECUTE find INTO idx USING tbl, cfg.vector_column;
+    IF idx IS NOT NULL THEN
+        RAISE NOTICE 'pgbert: % already has an HNSW index on %: %', tbl, quote_ident(cfg.vector_column), idx;
+    ELSE
+        RAISE NOTICE 'pgbert: building an HNSW index on %.%', tbl, quote_ident(cfg.vector_column);
+        EXECUTE format('CREATE INDEX ON %s USING hnsw (%I %s)', tbl, cfg.vector_column,
+                       pgbert._operator_class(cfg.metric));
+        EXECUTE find INTO idx USING tbl, cfg.vector_column;
+    END IF;
+    UPDATE pgbert.embedded_tables e SET index_name = idx WHERE e.relid = tbl;
+    RETURN idx;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._build_index(regclass) IS
+    'Internal: builds the HNSW index of an embedding-enabled table (or keeps the one there) and records its name.';
+
+-- A procedure without a SET clause, because only those may commit (between backfill batches); it pins
+-- search_path itself.
+CREATE OR REPLACE PROCEDURE pgbert.enable_embedding(
+    tbl           regclass,
+    source_column name,
+    vector_column name DEFAULT NULL,
+    strategy      text DEFAULT 'batch',
+    build_index   boolean DEFAULT true,
+    backfill      boolean DEFAULT true,
+    batch_size    integer DEFAULT 500)
+LANGUAGE plpgsql
+AS $proc$
+DECLARE
+    caller_path text := pg_catalog.current_setting('search_path');
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    PERFORM pgbert._register(tbl, source_column, coalesce(vector_column, (source_column || '_embedding')::name),
+                             strategy);
+    PERFORM pgbert._install_triggers(tbl);
+    IF backfill THEN
+        CALL pgbert.backfill(tbl, batch_size);
+    END IF;
+    IF build_index THEN
+        PERFORM pgbert._build_index(tbl);
+    END IF;
+    PERFORM pg_catalog.set_config('search_path', caller_path, true);
+END
+$proc$;
+COMMENT ON PROCEDURE pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer) IS
+    'Table owner: rows embed themselves from now on (vector column <source>_embedding added if missing), existing rows are backfilled in committed batches, then an HNSW index is built.';
+
+CREATE OR REPLACE PROCEDURE pgbert.disable_embedding(tbl regclass, drop_column boolean DEFAULT false)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $proc$
+DECLARE
+    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
+BEGIN
+    PERFORM pgbert._require_owner(tbl, 'disable');
+    PERFORM pgbert._drop_triggers(tbl);
+    DELETE FROM pgbert.embedded_tables e WHERE e.relid = tbl;
+    PERFORM pgbert._drop_batch_writer(tbl);
+    IF drop_column THEN
+        EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', tbl, cfg.vector_column);
+    END IF;
+END
+$proc$;
+COMMENT ON PROCEDURE pgbert.disable_embedding(regclass, boolean) IS
+    'Table owner: rows stop embedding themselves (triggers removed); the vectors stay unless drop_column => true.';

@@ -1,0 +1,86 @@
+-- ---------------------------------------------------------------------------------------------------
+-- Backfill: embedding the rows that have text but no vector (rows there before enable_embedding, or
+-- loaded with triggers off), in committed batches with progress.
+-- ---------------------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pgbert.pending_rows(tbl regclass) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
+    n   bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, cfg.vector_column,
+                   cfg.source_column) INTO n;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert.pending_rows(regclass) IS
+    'Rows of an embedding-enabled table that have text but no vector yet (CALL pgbert.backfill(table) embeds them).';
+
+-- One backfill batch: embeds up to batch_size rows that have text but no vector; returns how many.
+-- ctid addresses the rows without needing a key; a row updated meanwhile is simply picked up again.
+CREATE OR REPLACE FUNCTION pgbert._backfill_batch(tbl regclass, batch_size integer) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
+    n   bigint;
+BEGIN
+    EXECUTE format($q$
+        WITH todo AS (SELECT ctid AS c, %2$I AS s FROM %1$s WHERE %3$I IS NULL AND %2$I IS NOT NULL LIMIT %4$s),
+             parts AS (SELECT array_agg(c) AS cs, array_agg(s) AS ts  -- embed_batch calls of about 8 MB at most
+                         FROM (SELECT c, s, sum(octet_length(s)) OVER (ROWS UNBOUNDED PRECEDING) / 8388608 AS part
+                                 FROM todo) p
+                        GROUP BY part),
+             vecs AS (SELECT u.c, u.v FROM parts, unnest(parts.cs, public.embed_batch(parts.ts)) AS u(c, v))
+        UPDATE %1$s AS t SET %3$I = vecs.v FROM vecs WHERE t.ctid = vecs.c$q$,
+        tbl, cfg.source_column, cfg.vector_column, batch_size);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._backfill_batch(regclass, integer) IS
+    'Internal: embeds up to batch_size rows of a table that have text but no vector; returns how many.';
+
+-- Commits between batches when CALLed on its own; inside a transaction block it runs as one. A procedure
+-- without a SET clause (only those may commit): it pins search_path itself.
+CREATE OR REPLACE PROCEDURE pgbert.backfill(tbl regclass, batch_size integer DEFAULT 500)
+LANGUAGE plpgsql
+AS $proc$
+DECLARE
+    caller_path text := pg_catalog.current_setting('search_path');
+    -- A CALL that began its own transaction may commit; one inside BEGIN ... COMMIT may not.
+    may_commit  boolean := pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp();
+    total       bigint;
+    done        bigint := 0;
+    n           bigint;
+    started     timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'pgbert: batch_size must be positive, got %', coalesce(batch_size::text, 'NULL')
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    total := pgbert.pending_rows(tbl);
+    IF total > 0 THEN
+        RAISE NOTICE 'pgbert: embedding % existing rows of % in batches of %', total, tbl, batch_size;
+    END IF;
+    LOOP
+        n := pgbert._backfill_batch(tbl, batch_size);
+        EXIT WHEN n = 0;
+        done := done + n;
+        RAISE NOTICE 'pgbert: %: % / % rows embedded (% rows/s)', tbl, done, total,
+            round(done / greatest(extract(epoch FROM clock_timestamp() - started), 0.001));
+        IF may_commit THEN
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        END IF;
+    END LOOP;
+    PERFORM pg_catalog.set_config('search_path', caller_path, true);
+END
+$proc$;
+COMMENT ON PROCEDURE pgbert.backfill(regclass, integer) IS
+    'Embeds every row that has text but no vector, batch_size rows per committed transaction, with progress NOTICEs.';

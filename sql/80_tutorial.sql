@@ -1,0 +1,29 @@
+-- ---------------------------------------------------------------------------------------------------
+-- The original tutorial's table, text_embeddings (id, text, embedding vector(N)), with auto-embedding.
+-- ---------------------------------------------------------------------------------------------------
+
+-- Created at install when missing (with the active model's dimension), adopted when it already exists.
+-- Rows that already have a vector keep it. Run by every `alembic upgrade head`, as the superuser doing
+-- the upgrade: hence the pinned search_path and qualified names.
+CREATE OR REPLACE PROCEDURE pgbert.install_text_embeddings()
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $proc$
+DECLARE
+    dim integer := (SELECT m.dimension FROM pgbert.models m WHERE m.active);
+    tbl regclass := to_regclass('public.text_embeddings');
+BEGIN
+    IF dim IS NULL OR EXISTS (SELECT 1 FROM pgbert.embedded_tables e WHERE e.relid = tbl) THEN
+        RETURN;
+    END IF;
+    IF tbl IS NULL THEN
+        EXECUTE format('CREATE TABLE public.text_embeddings (id bigserial PRIMARY KEY, text text, '
+                       'embedding @vector_schema@.vector(%s))', dim);
+        COMMENT ON TABLE public.text_embeddings IS
+            'The tutorial''s table: rows embed their text into embedding on INSERT; SELECT * FROM search(''query'', 5) searches it.';
+    END IF;
+    CALL pgbert.enable_embedding('public.text_embeddings', 'text', 'embedding', backfill => false);
+END
+$proc$;
+COMMENT ON PROCEDURE pgbert.install_text_embeddings() IS
+    'Internal (run at install): creates or adopts the tutorial''s text_embeddings table, with auto-embedding.';

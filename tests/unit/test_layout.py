@@ -1,0 +1,81 @@
+"""The house rules, checked: small SQL files and functions, frozen migrations that never call sql/, ruff."""
+import glob
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SQL_FILES = sorted(glob.glob(os.path.join(ROOT, "sql", "*.sql")))
+REVISIONS = sorted(glob.glob(os.path.join(ROOT, "migrations", "versions", "*.py")))
+
+# sha256 of every shipped revision. A shipped revision never changes: add a new one instead.
+# (A new revision is added here in the commit that ships it.)
+FROZEN = {
+    "0001_runtime.py": "96d155f0fb1b08c7365585fb18c32953a445efac9fbc1e991ac2b8a1401b8187",
+    "0002_embedded_tables.py": "bd84ed4b5055246b600475b28a07e3ce63c5aac42013e045d449d2992e037429",
+    "0003_roles.py": "f03308c2cf4463d567694e3fb78353e68192a47c1ca05dacb02bd87cb7aab8fd",
+    "0004_trust_round_2.py": "717559672c1a7304d7828fc4f7fef7ab271829d77d398a0e775d1c0fcccb65fc",
+}
+
+ROUTINE = re.compile(r"^CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE) ([\w.]+)\((.*?)^AS (\$\w*\$).*?\3", re.M | re.S)
+
+
+def sql_routines():
+    for path in SQL_FILES:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        for match in ROUTINE.finditer(text):
+            # name/number of arguments: overloads (search(text, int) and search(text, int, regclass)) differ
+            name = f"{match.group(1)}/{match.group(2).count(',') + 1}"
+            yield os.path.basename(path), name, match.group(0).count("\n") + 1
+
+
+def test_sql_files_stay_small():
+    lines = {}
+    for path in SQL_FILES:
+        with open(path, encoding="utf-8") as f:
+            lines[os.path.basename(path)] = len(f.readlines())
+    long = {name: n for name, n in lines.items() if n > 250}
+    assert long == {}
+
+
+def test_sql_routines_stay_short():
+    routines = list(sql_routines())
+    assert len(routines) > 20  # the pattern still finds them
+    assert [(f, name, n) for f, name, n in routines if n > 60] == []
+
+
+def test_every_sql_routine_is_defined_once():
+    names = [name for _, name, _ in sql_routines()]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+def test_shipped_revisions_are_frozen():
+    shipped = {os.path.basename(p): hashlib.sha256(open(p, "rb").read()).hexdigest() for p in REVISIONS}
+    assert set(shipped) == set(FROZEN), "a new revision: add its hash to FROZEN"
+    assert {name: h for name, h in shipped.items() if FROZEN[name] != h} == {}
+
+
+def test_revisions_never_call_the_re_applied_sql_functions():
+    """sql/ is re-applied at head and changes under old revisions: a revision may drop them, never call them."""
+    defined = {name.split("/")[0] for _, name, _ in sql_routines()}
+    calls = []
+    for path in REVISIONS:
+        for line in open(path, encoding="utf-8"):
+            for name in defined:
+                if re.search(r"\b(SELECT|CALL|PERFORM|FROM|EXECUTE FUNCTION)\s+" + re.escape(name) + r"\s*\(", line):
+                    calls.append((os.path.basename(path), name))
+    assert calls == []
+
+
+def test_ruff_is_clean():
+    ruff = shutil.which("ruff", path=os.path.dirname(sys.executable)) or shutil.which("ruff")
+    if ruff is None:
+        pytest.fail("ruff is not installed: the test extra installs it")
+    out = subprocess.run([ruff, "check", "--no-cache", ROOT], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-4000:]

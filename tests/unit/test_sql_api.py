@@ -1,0 +1,72 @@
+"""sql_api with a fake plpy: the input cap, cancel checks between model calls, NULL handling, errors."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from fake_plpy import Error, FakePlpy
+from pgbert_runtime import sql_api
+
+
+@pytest.fixture()
+def plpy(tiny_bundle):
+    with open(os.path.join(tiny_bundle, "manifest.json")) as f:
+        files = json.dumps(json.load(f)["files"])
+    return FakePlpy(tiny_bundle, files, batch_size="2")
+
+
+def vector(text: str) -> np.ndarray:
+    return np.array(json.loads(text), dtype=np.float32)
+
+
+def test_embed_and_batch_agree_and_keep_nulls(plpy):
+    single = sql_api.embed(plpy, "hello world")
+    batch = sql_api.embed_batch(plpy, ["hello world", None, "other"])
+    assert batch[1] is None and len(batch) == 3
+    np.testing.assert_allclose(vector(single), vector(batch[0]), atol=1e-6)
+    assert sql_api.embed(plpy, None) is None
+
+
+def test_input_over_the_cap_is_refused_with_54000(plpy):
+    plpy.settings["max_input_chars"] = "100"
+    sql_api.embed_batch(plpy, ["x" * 50, "y" * 50])  # exactly the cap: fine
+    with pytest.raises(Error) as info:
+        sql_api.embed_batch(plpy, ["x" * 50, "y" * 51])
+    assert info.value.sqlstate == "54000" and "max_input_chars" in str(info.value) and info.value.hint
+
+
+def test_a_cancel_between_model_calls_stops_the_work(plpy):
+    """Every model call is preceded by a statement PostgreSQL can cancel; its error ends the call."""
+    texts = [f"text number {i}" for i in range(20)]  # batch_size 2: ten model calls
+    pings = []
+    plpy.on_ping = lambda: pings.append(1)
+    sql_api.embed_batch(plpy, texts)
+    assert len(pings) >= 10
+
+    class QueryCanceled(Exception):
+        pass
+
+    def cancel_after_three():
+        pings.append(1)
+        if len(pings) > 3:
+            raise QueryCanceled("canceling statement due to user request")
+
+    pings.clear()
+    plpy.on_ping = cancel_after_three
+    calls_before = sql_api.active_encoder(plpy).calls
+    with pytest.raises(QueryCanceled):
+        sql_api.embed_batch(plpy, texts)
+    assert sql_api.active_encoder(plpy).calls - calls_before <= 3
+
+
+def test_no_active_model_is_a_clear_55000(tiny_bundle):
+    with pytest.raises(Error) as info:
+        sql_api.embed(FakePlpy(None), "x")
+    assert info.value.sqlstate == "55000" and "use_model" in info.value.hint
+
+
+def test_files_not_the_registered_ones_are_refused(tiny_bundle):
+    with pytest.raises(Error, match="not the ones registered") as info:
+        sql_api.embed(FakePlpy(tiny_bundle, json.dumps({"model.onnx": {"size": 1, "sha256": "0"}})), "x")
+    assert info.value.sqlstate == "55000"
