@@ -21,7 +21,7 @@ class Paths:
     state: str
 
     @classmethod
-    def default(cls) -> "Paths":
+    def default(cls) -> Paths:
         return cls(os.path.realpath(os.environ.get("PGBERT_HOME") or os.path.join(ROOT, ".pgbert")))
 
     @property
