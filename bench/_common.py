@@ -59,3 +59,22 @@ def load_rate(cur, texts: list[str], method: str, strategy: str = "batch") -> fl
     assert cur.fetchone()[0] == 0, "rows left without a vector"
     cur.execute("DROP TABLE bench_docs")  # the event trigger forgets it and its batch function
     return rate
+
+
+def cpu_summary() -> str:
+    """The CPU and the flags every engine choice and ratio depends on (from /proc/cpuinfo)."""
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == "unknown CPU":
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX"}
+    present = [name for flag, name in wanted.items() if flag in flags]
+    absent = [name for flag, name in wanted.items() if flag not in flags]
+    return (f"CPU: {model}, {os.cpu_count()} CPUs; has {', '.join(present) or 'none of'}"
+            f"{'; lacks ' + ', '.join(absent) if absent else ''}")

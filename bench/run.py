@@ -25,7 +25,7 @@ import time
 import numpy as np
 import psycopg2
 
-from _common import copy_buffer, load_rate, rss_mb, short_summaries  # noqa: E402  (also puts cli/ on sys.path)
+from _common import copy_buffer, cpu_summary, load_rate, rss_mb, short_summaries  # noqa: E402  (also puts cli/ on sys.path)
 from pgbert.cluster import Cluster  # noqa: E402
 from pgbert.corpus import load_packages  # noqa: E402
 from pgbert.paths import ROOT, Paths  # noqa: E402
@@ -235,7 +235,7 @@ class Bench:
         os.makedirs(out, exist_ok=True)
         model = self.manifest["model_id"]
         lines = [f"# pgbert benchmark: {model} ({self.manifest['dimension']}-d), {self.args.threads} threads, "
-                 f"{os.cpu_count()} CPUs", "",
+                 f"{os.cpu_count()} CPUs", "", cpu_summary(), "",
                  f"One run, same machine and model. Short texts: {self.args.short} package summaries of at most 16 "
                  f"tokens; long: {self.args.long} package descriptions. Regenerate with `make bench`.", "",
                  "| section | measure | value | unit |", "|---|---|---|---|"]

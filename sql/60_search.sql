@@ -12,6 +12,7 @@ AS $fn$
 DECLARE
     cfg    pgbert.embedded_tables;
     old_ef text := current_setting('hnsw.ef_search', true);
+    cols   text;
 BEGIN
     IF k IS NULL OR k < 1 THEN
         RAISE EXCEPTION 'pgbert: k must be at least 1, got %', coalesce(k::text, 'NULL')
@@ -24,17 +25,21 @@ BEGIN
     IF coalesce(old_ef, '40')::integer < least(k, 1000) THEN
         PERFORM set_config('hnsw.ef_search', least(k, 1000)::text, true);
     END IF;
-    -- The k nearest rows first (an index scan), then their other columns: building the jsonb only for
-    -- those k rows keeps a small table's sequential scan from converting every row's vector to text.
+    -- `row` holds every column but the vector, built from those columns: converting a 768-d vector to
+    -- jsonb and removing it again cost more than the rest of the query.
+    SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY a.attnum) INTO cols
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> cfg.vector_column;
+    -- The k nearest rows first (an index scan), then their other columns.
     RETURN QUERY EXECUTE format(
-        'SELECT (t.%1$I)::text, (t.%2$I)::text, n.distance::float8, to_jsonb(t) - %3$L
+        'SELECT (t.%1$I)::text, (t.%2$I)::text, n.distance::float8, (SELECT to_jsonb(r) FROM (SELECT %6$s) AS r)
            FROM (SELECT ctid AS row_id, %3$I %4$s $1 AS distance
                    FROM %5$s WHERE %3$I IS NOT NULL
                   ORDER BY %3$I %4$s $1 LIMIT $2) AS n
            JOIN %5$s AS t ON t.ctid = n.row_id
           ORDER BY n.distance',
         coalesce(cfg.key_column, cfg.source_column), cfg.source_column, cfg.vector_column,
-        pgbert._distance_operator(cfg.metric), tbl)
+        pgbert._distance_operator(cfg.metric), tbl, cols)
         USING public.embed(query), k;
     IF old_ef IS NOT NULL THEN
         PERFORM set_config('hnsw.ef_search', old_ef, true);

@@ -39,7 +39,7 @@ class Cluster:
         tool = [os.path.join(self.bin, args[0]), *args[1:]]
         return ["runuser", "-u", self.owner, "--", *tool] if os.geteuid() == 0 else tool
 
-    def _run(self, *args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run(self._cmd(*args), capture_output=True, text=True)
         if check and proc.returncode != 0:
             raise ClusterError(f"{args[0]} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"

@@ -79,6 +79,5 @@ def parse_translation(path: str) -> list[Package]:
     return packages
 
 
-def load_packages(limit: int | None = None, echo=print) -> list[Package]:
-    packages = parse_translation(fetch_translation(echo=echo))
-    return packages[:limit] if limit else packages
+def load_packages(echo=print) -> list[Package]:
+    return parse_translation(fetch_translation(echo=echo))

@@ -1,7 +1,8 @@
 """Conversion of numpy vectors to pgvector's text form.
 
 Returning the '[x,y,...]' text from PL/Python was measured faster than returning a Python list
-or a float4[] cast (see shared STACK notes): PostgreSQL parses it once with vector_in.
+or a float4[] cast (0.45 s against 0.76 s and 0.91 s per 2,000 vectors of 768): PostgreSQL parses it
+once with vector_in.
 """
 import numpy as np
 

@@ -67,14 +67,14 @@ def test_search_uses_the_hnsw_index(search_db):
     finally:
         search_db.execute("RESET auto_explain.log_min_duration")
     plans = "\n".join(notices)
-    assert "Index Scan using pkgs_body_embedding_hnsw" in plans, plans
+    assert "Index Scan using pkgs_body_embedding_idx" in plans, plans
 
 
 def test_the_documented_plain_sql_uses_the_index(search_db):
     plan = "\n".join(r[0] for r in search_db.execute(
         "EXPLAIN WITH q AS MATERIALIZED (SELECT embed('compress files') AS v) "
         "SELECT id, body FROM pkgs ORDER BY body_embedding <=> (SELECT v FROM q) LIMIT 5").fetchall())
-    assert "Index Scan using pkgs_body_embedding_hnsw" in plan, plan
+    assert "Index Scan using pkgs_body_embedding_idx" in plan, plan
 
 
 def test_large_k_returns_k_rows(search_db):
