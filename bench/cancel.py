@@ -10,6 +10,7 @@ peak memory (VmHWM) a backend adds to embed one 20 MB text.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import threading
@@ -66,10 +67,8 @@ def timeout_overshoot(url: str, statement: str) -> float:
     cur.execute("SELECT embed('warm up')")
     cur.execute("SET statement_timeout = '1s'")
     started = time.perf_counter()
-    try:
+    with contextlib.suppress(psycopg2.extensions.QueryCanceledError):
         cur.execute(statement)
-    except psycopg2.extensions.QueryCanceledError:
-        pass
     conn.close()
     return time.perf_counter() - started - 1.0
 
