@@ -23,8 +23,9 @@ check:          ## setup, then every test not marked slow (the quick check befor
 test-fast:      ## unit tests only (no database, no real weights)
 	.venv/bin/python -m pytest -q tests/unit
 
-bench: setup    ## the full benchmark on the default model -> bench/RESULTS.md, bench/results.png
+bench: setup    ## the full benchmark on the default model -> bench/RESULTS*.md, bench/results.png
 	.venv/bin/python bench/run.py
+	.venv/bin/python bench/cancel.py
 
 load: setup     ## 8 inserting + 8 searching clients for 60 s -> bench/RESULTS-load.md
 	.venv/bin/python bench/load.py --output bench/RESULTS-load.md
