@@ -45,6 +45,20 @@ $$;
 COMMENT ON FUNCTION public.embed(text) IS
     'Embeds one text with the active model (pgbert.models); NULL gives NULL. Text past the model''s window is ignored; more than the max_input_chars setting is refused (SQLSTATE 54000).';
 
+-- The same for a kind of text: 'query' (a search query) or 'document' (a text that is searched). A model
+-- that expects prompts (E5: 'query: ' / 'passage: ') gets the one its manifest records for that kind;
+-- embed(text) is embed(text, 'document'), which is what the triggers store.
+CREATE OR REPLACE FUNCTION public.embed(text text, kind text) RETURNS @vector_schema@.vector
+LANGUAGE plpython3u STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pgbert_api" not in GD:
+    plpy.execute("SELECT pgbert._boot()")
+return GD["pgbert_api"].embed(plpy, text, kind)
+$$;
+COMMENT ON FUNCTION public.embed(text, text) IS
+    'Embeds one text as a ''query'' or a ''document'' (models with prompts get the matching one; without, both are the same).';
+
 CREATE OR REPLACE FUNCTION public.embed_batch(texts text[]) RETURNS @vector_schema@.vector[]
 LANGUAGE plpython3u STABLE STRICT
 SET search_path = pg_catalog, pg_temp
@@ -55,6 +69,52 @@ return GD["pgbert_api"].embed_batch(plpy, texts)
 $$;
 COMMENT ON FUNCTION public.embed_batch(text[]) IS
     'Embeds many texts in length-sorted batched model calls; the result has the same order, NULL for NULL. Cancel and statement_timeout stop it between model calls.';
+
+CREATE OR REPLACE FUNCTION public.embed_batch(texts text[], kind text) RETURNS @vector_schema@.vector[]
+LANGUAGE plpython3u STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pgbert_api" not in GD:
+    plpy.execute("SELECT pgbert._boot()")
+return GD["pgbert_api"].embed_batch(plpy, texts, kind)
+$$;
+COMMENT ON FUNCTION public.embed_batch(text[], text) IS
+    'embed_batch(texts) for a kind of text: ''query'' or ''document'' (see embed(text, kind)).';
+
+-- The lexical side of hybrid search: what a document's tsvector holds and what a query looks for, under
+-- a lexical config ('japanese' and 'auto' are pgbert's; any other name is a PostgreSQL configuration).
+CREATE OR REPLACE FUNCTION pgbert.lexemes(text text, config text) RETURNS tsvector
+LANGUAGE plpython3u STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pgbert_api" not in GD:
+    plpy.execute("SELECT pgbert._boot()")
+return GD["pgbert_api"].document_lexemes(plpy, text, config)
+$$;
+COMMENT ON FUNCTION pgbert.lexemes(text, text) IS
+    'The tsvector of a document under a lexical config: ''japanese'' (Sudachi, normalised forms), ''auto'' (Japanese or English by script) or a PostgreSQL text search configuration.';
+
+CREATE OR REPLACE FUNCTION pgbert.query_lexemes(query text, config text) RETURNS text[]
+LANGUAGE plpython3u STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pgbert_api" not in GD:
+    plpy.execute("SELECT pgbert._boot()")
+return GD["pgbert_api"].query_lexemes(plpy, query, config)
+$$;
+COMMENT ON FUNCTION pgbert.query_lexemes(text, text) IS
+    'The distinct lexemes a search query looks for under a lexical config (empty when it has none).';
+
+CREATE OR REPLACE FUNCTION pgbert.text_language(text text) RETURNS text
+LANGUAGE plpython3u IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pgbert_api" not in GD:
+    plpy.execute("SELECT pgbert._boot()")
+return GD["pgbert_api"].text_language(text)
+$$;
+COMMENT ON FUNCTION pgbert.text_language(text) IS
+    '''japanese'' or ''other'', by script: how lexical => ''auto'' analyses a text, and which hybrid weight a query gets.';
 
 CREATE OR REPLACE FUNCTION pgbert.use_model(bundle_path text, name text DEFAULT NULL) RETURNS text
 LANGUAGE plpython3u VOLATILE

@@ -166,7 +166,8 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
+    cfg     pgbert.embedded_tables := pgbert._embedding_config(tbl);
+    lexical text;
 BEGIN
     IF cfg.strategy = 'batch' THEN
         EXECUTE format('CREATE TRIGGER pgbert_batch_start BEFORE INSERT ON %s FOR EACH STATEMENT '
@@ -176,13 +177,17 @@ BEGIN
         EXECUTE format('CREATE TRIGGER pgbert_batch_end AFTER INSERT ON %s FOR EACH STATEMENT '
                        'EXECUTE FUNCTION pgbert.batch_end()', tbl);
     END IF;
-    -- The table's oid lets rows inserted straight into a partition find their statement's batch state.
+    -- The table's oid lets rows inserted straight into a partition find their statement's batch state;
+    -- the lexical column and config follow when the table has a lexical side.
+    lexical := CASE WHEN cfg.lexical_column IS NOT NULL
+                    THEN format(', %L, %L', cfg.lexical_column, cfg.lexical_config) ELSE '' END;
     EXECUTE format('CREATE TRIGGER pgbert_embed_insert BEFORE INSERT ON %s FOR EACH ROW '
-                   'EXECUTE FUNCTION pgbert.embed_row(%L, %L, %L, %L)',
-                   tbl, cfg.source_column, cfg.vector_column, cfg.strategy, tbl::oid);
+                   'EXECUTE FUNCTION pgbert.embed_row(%L, %L, %L, %L%s)',
+                   tbl, cfg.source_column, cfg.vector_column, cfg.strategy, tbl::oid, lexical);
     EXECUTE format('CREATE TRIGGER pgbert_embed_update BEFORE UPDATE OF %1$I ON %2$s FOR EACH ROW '
-                   'WHEN (OLD.%1$I IS DISTINCT FROM NEW.%1$I) EXECUTE FUNCTION pgbert.embed_row(%1$L, %3$L, %4$L, %5$L)',
-                   cfg.source_column, tbl, cfg.vector_column, 'row', tbl::oid);
+                   'WHEN (OLD.%1$I IS DISTINCT FROM NEW.%1$I) '
+                   'EXECUTE FUNCTION pgbert.embed_row(%1$L, %3$L, %4$L, %5$L%6$s)',
+                   cfg.source_column, tbl, cfg.vector_column, 'row', tbl::oid, lexical);
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._install_triggers(regclass) IS

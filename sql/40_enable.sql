@@ -65,8 +65,43 @@ $$;
 COMMENT ON FUNCTION pgbert._batch_key(regclass) IS
     'Internal: the single-column unique not-null key of a table (its primary key first), or NULL.';
 
--- Checks everything, adds the vector column if missing and writes the registry row.
-CREATE OR REPLACE FUNCTION pgbert._register(tbl regclass, source_column name, vector_column name, strategy text)
+-- The lexical side: checks the config ('japanese', 'auto' or a PostgreSQL text search configuration: one
+-- analysis proves it works here) and adds the tsvector column <source>_lexemes when it is missing.
+CREATE OR REPLACE FUNCTION pgbert._ensure_lexical_column(tbl regclass, source_column name, config text)
+RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    col      name := (source_column || '_lexemes')::name;
+    col_type regtype := (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                          WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped);
+BEGIN
+    IF lower(config) NOT IN ('japanese', 'auto') THEN
+        BEGIN
+            PERFORM config::regconfig;
+        EXCEPTION WHEN undefined_object OR invalid_name OR syntax_error THEN
+            RAISE EXCEPTION 'pgbert: lexical must be ''japanese'', ''auto'' or a text search configuration, not %',
+                  quote_literal(config) USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'SELECT cfgname FROM pg_ts_config; lists the configurations (english, simple, ...).';
+        END;
+    END IF;
+    PERFORM pgbert.lexemes('テスト test', config);  -- a missing analyzer fails here, not on the first INSERT
+    IF col_type IS NULL THEN
+        EXECUTE format('ALTER TABLE %s ADD COLUMN %I tsvector', tbl, col);
+    ELSIF col_type <> 'pg_catalog.tsvector'::regtype THEN
+        RAISE EXCEPTION 'pgbert: column %.% is %, not tsvector', tbl, quote_ident(col), col_type
+              USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    RETURN col;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._ensure_lexical_column(regclass, name, text) IS
+    'Internal: checks a lexical config and adds the tsvector column <source>_lexemes if missing.';
+
+-- Checks everything, adds the vector (and tsvector) column if missing and writes the registry row.
+CREATE OR REPLACE FUNCTION pgbert._register(tbl regclass, source_column name, vector_column name, strategy text,
+                                            lexical text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -102,14 +137,15 @@ BEGIN
               USING ERRCODE = 'insufficient_privilege', HINT = format('GRANT pgbert_user TO %I;', pg_get_userbyid(owner));
     END IF;
     INSERT INTO pgbert.embedded_tables (relid, source_column, vector_column, key_column, strategy, metric,
-                                        dimension, model_name)
+                                        dimension, model_name, lexical_config, lexical_column)
     VALUES (tbl, source_column, vector_column, key_col, strategy,
-            CASE WHEN model.normalize THEN 'cosine' ELSE 'l2' END, model.dimension, model.name);
+            CASE WHEN model.normalize THEN 'cosine' ELSE 'l2' END, model.dimension, model.name, lexical,
+            CASE WHEN lexical IS NOT NULL THEN pgbert._ensure_lexical_column(tbl, source_column, lexical) END);
     RAISE NOTICE 'pgbert: % embeds %.% into % (model %, % strategy)', tbl, tbl, quote_ident(source_column),
           quote_ident(vector_column), model.name, strategy;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._register(regclass, name, name, text) IS
+COMMENT ON FUNCTION pgbert._register(regclass, name, name, text, text) IS
     'Internal: checks enable_embedding''s arguments, adds the vector column if missing, writes the registry row.';
 
 -- The HNSW index with the metric's operator class. Its name is chosen by PostgreSQL (never one taken in
@@ -138,11 +174,19 @@ BEGIN
         EXECUTE find INTO idx USING tbl, cfg.vector_column;
     END IF;
     UPDATE pgbert.embedded_tables e SET index_name = idx WHERE e.relid = tbl;
+    IF cfg.lexical_column IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+             JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+            WHERE i.indrelid = tbl AND am.amname = 'gin' AND a.attname = cfg.lexical_column) THEN
+        RAISE NOTICE 'pgbert: building a GIN index on %.%', tbl, quote_ident(cfg.lexical_column);
+        EXECUTE format('CREATE INDEX ON %s USING gin (%I)', tbl, cfg.lexical_column);
+    END IF;
     RETURN idx;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._build_index(regclass) IS
-    'Internal: builds the HNSW index of an embedding-enabled table (or keeps the one there) and records its name.';
+    'Internal: builds the HNSW index of an embedding-enabled table (or keeps the one there) and records its name; and the GIN index of its lexical side.';
 
 -- A procedure without a SET clause, because only those may commit (between backfill batches); it pins
 -- search_path itself.
@@ -153,7 +197,8 @@ CREATE OR REPLACE PROCEDURE pgbert.enable_embedding(
     strategy      text DEFAULT 'batch',
     build_index   boolean DEFAULT true,
     backfill      boolean DEFAULT true,
-    batch_size    integer DEFAULT 500)
+    batch_size    integer DEFAULT 500,
+    lexical       text DEFAULT NULL)
 LANGUAGE plpgsql
 AS $proc$
 DECLARE
@@ -161,7 +206,7 @@ DECLARE
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM pgbert._register(tbl, source_column, coalesce(vector_column, (source_column || '_embedding')::name),
-                             strategy);
+                             strategy, lexical);
     PERFORM pgbert._install_triggers(tbl);
     IF backfill THEN
         CALL pgbert.backfill(tbl, batch_size);
@@ -172,8 +217,8 @@ BEGIN
     PERFORM pg_catalog.set_config('search_path', caller_path, true);
 END
 $proc$;
-COMMENT ON PROCEDURE pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer) IS
-    'Table owner: rows embed themselves from now on (vector column <source>_embedding added if missing), existing rows are backfilled in committed batches, then an HNSW index is built.';
+COMMENT ON PROCEDURE pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text) IS
+    'Table owner: rows embed themselves from now on (vector column <source>_embedding added if missing), existing rows are backfilled in committed batches, then an HNSW index is built. lexical => ''japanese'' | ''auto'' | a text search configuration adds a lexical side (<source>_lexemes, GIN) for hybrid search.';
 
 CREATE OR REPLACE PROCEDURE pgbert.disable_embedding(tbl regclass, drop_column boolean DEFAULT false)
 LANGUAGE plpgsql
@@ -188,6 +233,9 @@ BEGIN
     PERFORM pgbert._drop_batch_writer(tbl);
     IF drop_column THEN
         EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', tbl, cfg.vector_column);
+        IF cfg.lexical_column IS NOT NULL THEN
+            EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', tbl, cfg.lexical_column);
+        END IF;
     END IF;
 END
 $proc$;

@@ -11,13 +11,14 @@ DECLARE
     cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
     n   bigint;
 BEGIN
-    EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, cfg.vector_column,
+    EXECUTE format('SELECT count(*) FROM %s WHERE (%I IS NULL OR %s) AND %I IS NOT NULL', tbl, cfg.vector_column,
+                   CASE WHEN cfg.lexical_column IS NULL THEN 'false' ELSE format('%I IS NULL', cfg.lexical_column) END,
                    cfg.source_column) INTO n;
     RETURN n;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert.pending_rows(regclass) IS
-    'Rows of an embedding-enabled table that have text but no vector yet (CALL pgbert.backfill(table) embeds them).';
+    'Rows of an embedding-enabled table that have text but no vector (or no lexemes) yet: CALL pgbert.backfill(table) fills them.';
 
 -- One backfill batch: embeds up to batch_size rows that have text but no vector; returns how many.
 -- ctid addresses the rows without needing a key; a row updated meanwhile is simply picked up again.
@@ -45,6 +46,28 @@ $fn$;
 COMMENT ON FUNCTION pgbert._backfill_batch(regclass, integer) IS
     'Internal: embeds up to batch_size rows of a table that have text but no vector; returns how many.';
 
+-- One batch of the lexical side: rows that have text but no lexemes (their vectors may be there already).
+CREATE OR REPLACE FUNCTION pgbert._backfill_lexemes_batch(tbl regclass, batch_size integer) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
+    n   bigint := 0;
+BEGIN
+    IF cfg.lexical_column IS NOT NULL THEN
+        EXECUTE format('UPDATE %1$s AS t SET %2$I = pgbert.lexemes(t.%3$I, %4$L)
+                         WHERE t.ctid = ANY (ARRAY(SELECT ctid FROM %1$s
+                                                    WHERE %2$I IS NULL AND %3$I IS NOT NULL LIMIT %5$s))',
+                       tbl, cfg.lexical_column, cfg.source_column, cfg.lexical_config, batch_size);
+        GET DIAGNOSTICS n = ROW_COUNT;
+    END IF;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._backfill_lexemes_batch(regclass, integer) IS
+    'Internal: fills the lexical column of up to batch_size rows that have text but no lexemes; returns how many.';
+
 -- Commits between batches when CALLed on its own; inside a transaction block it runs as one. A procedure
 -- without a SET clause (only those may commit): it pins search_path itself.
 CREATE OR REPLACE PROCEDURE pgbert.backfill(tbl regclass, batch_size integer DEFAULT 500)
@@ -69,7 +92,7 @@ BEGIN
         RAISE NOTICE 'pgbert: embedding % existing rows of % in batches of %', total, tbl, batch_size;
     END IF;
     LOOP
-        n := pgbert._backfill_batch(tbl, batch_size);
+        n := greatest(pgbert._backfill_batch(tbl, batch_size), pgbert._backfill_lexemes_batch(tbl, batch_size));
         EXIT WHEN n = 0;
         done := done + n;
         RAISE NOTICE 'pgbert: %: % / % rows embedded (% rows/s)', tbl, done, total,

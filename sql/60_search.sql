@@ -1,53 +1,172 @@
 -- ---------------------------------------------------------------------------------------------------
--- search(): the k rows nearest to a query text.
+-- search(): the k rows nearest to a query text, by vector, by lexical match (BM25), or both fused by
+-- reciprocal rank fusion (hybrid: the default on tables with a lexical side).
 -- ---------------------------------------------------------------------------------------------------
 
--- The query is embedded once and passed as a parameter, so the planner uses the HNSW index.
--- hnsw.ef_search is raised to k when it is lower (an HNSW scan returns at most ef_search rows).
-CREATE OR REPLACE FUNCTION public.search(query text, k integer, tbl regclass)
-RETURNS TABLE (id text, content text, distance double precision, "row" jsonb)
+-- Every column of a row but pgbert's own (vector, lexemes), for the `row` jsonb of search(): converting
+-- a 768-d vector to jsonb and removing it again cost more than the rest of the query.
+CREATE OR REPLACE FUNCTION pgbert._row_columns(cfg pgbert.embedded_tables) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY a.attnum)
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = cfg.relid AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attname NOT IN (cfg.vector_column, coalesce(cfg.lexical_column, ''))
+$$;
+COMMENT ON FUNCTION pgbert._row_columns(pgbert.embedded_tables) IS
+    'Internal: t.col, t.col, ... of every column of the table but its vector and lexemes.';
+
+-- The n rows nearest to a query vector, ranked 1..n (an HNSW index scan).
+CREATE OR REPLACE FUNCTION pgbert._vector_ranking(cfg pgbert.embedded_tables, q @vector_schema@.vector, n integer)
+RETURNS TABLE (row_id tid, rank bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF q IS NULL THEN
+        RETURN;  -- lexical mode: no vector side
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT s.ctid, row_number() OVER (ORDER BY s.d)
+           FROM (SELECT ctid, %1$I %2$s $1 AS d FROM %3$s WHERE %1$I IS NOT NULL ORDER BY %1$I %2$s $1 LIMIT $2) s',
+        cfg.vector_column, pgbert._distance_operator(cfg.metric), cfg.relid)
+        USING q, n;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._vector_ranking(pgbert.embedded_tables, @vector_schema@.vector, integer) IS
+    'Internal: the n rows nearest to a query vector, ranked 1..n.';
+
+-- The n rows that best match a query's lexemes by BM25 (k1 1.2, b 0.75), ranked 1..n. The GIN index
+-- finds every row holding any lexeme; a lexeme's document frequency is counted among them (every row
+-- that holds it is one of them), N is the planner's row count, and the average length is that of the
+-- matching rows (reading the whole table's would cost a full scan per query).
+CREATE OR REPLACE FUNCTION pgbert._lexical_ranking(cfg pgbert.embedded_tables, lexemes text[], n integer)
+RETURNS TABLE (row_id tid, rank bigint, score double precision)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF cardinality(lexemes) = 0 THEN
+        RETURN;  -- nothing to look for (an empty query, punctuation only): no lexical matches
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        WITH matches AS MATERIALIZED (
+                 SELECT ctid AS row_id, %1$I AS tsv FROM %2$s
+                  WHERE %1$I @@ array_to_string(ARRAY(SELECT '''' || replace(replace(l, '\', '\\'), '''', '''''')
+                                                        || '''' FROM unnest($1) l), ' | ')::tsquery),
+             terms AS (SELECT m.row_id, u.lexeme, coalesce(cardinality(u.positions), 1) AS tf
+                         FROM matches m, unnest(m.tsv) u WHERE u.lexeme = ANY ($1)),
+             lengths AS (SELECT m.row_id, (SELECT sum(coalesce(cardinality(u.positions), 1)) FROM unnest(m.tsv) u) AS dl
+                           FROM matches m),
+             df AS (SELECT lexeme, count(*) AS df FROM terms GROUP BY lexeme),
+             stats AS (SELECT greatest((SELECT reltuples FROM pg_catalog.pg_class WHERE oid = %3$s),
+                                       (SELECT count(*) FROM matches)) AS n,
+                              greatest((SELECT avg(dl) FROM lengths), 1) AS avgdl),
+             scored AS (SELECT t.row_id, sum(ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) * t.tf * 2.2
+                                             / (t.tf + 1.2 * (0.25 + 0.75 * l.dl / s.avgdl))) AS score
+                          FROM terms t JOIN df USING (lexeme) JOIN lengths l USING (row_id), stats s
+                         GROUP BY t.row_id)
+        SELECT row_id, row_number() OVER (ORDER BY score DESC, row_id), score::float8
+          FROM scored ORDER BY score DESC, row_id LIMIT $2$q$,
+        cfg.lexical_column, cfg.relid, cfg.relid::oid)
+        USING lexemes, n;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._lexical_ranking(pgbert.embedded_tables, text[], integer) IS
+    'Internal: the n rows that best match a query''s lexemes by BM25, ranked 1..n.';
+
+-- The hybrid and lexical modes: both rankings (each from its index), fused by reciprocal rank fusion.
+CREATE OR REPLACE FUNCTION pgbert._fused_search(cfg pgbert.embedded_tables, query text, k integer, mode text)
+RETURNS TABLE (id text, content text, distance double precision, "row" jsonb, score double precision)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    s record;
+    q @vector_schema@.vector := CASE WHEN mode = 'hybrid' THEN public.embed(query, 'query') END;
+BEGIN
+    SELECT max(value) FILTER (WHERE name = 'hybrid_rrf_k')::float8 AS c,
+           max(value) FILTER (WHERE name = 'hybrid_vector_weight')::float8 AS wv,
+           CASE WHEN pgbert.text_language(query) = 'japanese'
+                THEN max(value) FILTER (WHERE name = 'hybrid_lexical_weight_japanese')
+                ELSE max(value) FILTER (WHERE name = 'hybrid_lexical_weight') END::float8 AS wl,
+           greatest(k, max(value) FILTER (WHERE name = 'hybrid_candidates')::integer) AS n
+      INTO s FROM pgbert.settings WHERE name LIKE 'hybrid\_%';
+    IF coalesce(current_setting('hnsw.ef_search', true), '40')::integer < least(s.n, 1000) THEN
+        PERFORM set_config('hnsw.ef_search', least(s.n, 1000)::text, true);  -- search() restores it
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'WITH v AS (SELECT * FROM pgbert._vector_ranking($1, $2, $3)),
+              l AS (SELECT * FROM pgbert._lexical_ranking($1, pgbert.query_lexemes($4, ($1).lexical_config), $3)),
+              f AS (SELECT coalesce(v.row_id, l.row_id) AS row_id,
+                           CASE WHEN $2 IS NULL THEN l.score
+                                ELSE coalesce($5 / ($7 + v.rank), 0) + coalesce($6 / ($7 + l.rank), 0) END AS score
+                      FROM v FULL JOIN l ON v.row_id = l.row_id ORDER BY 2 DESC LIMIT $8)
+         SELECT (t.%1$I)::text, (t.%2$I)::text, (t.%3$I %4$s $2)::float8,
+                (SELECT to_jsonb(r) FROM (SELECT %5$s) AS r), f.score
+           FROM f JOIN %6$s AS t ON t.ctid = f.row_id ORDER BY f.score DESC',
+        coalesce(cfg.key_column, cfg.source_column), cfg.source_column, cfg.vector_column,
+        pgbert._distance_operator(cfg.metric), pgbert._row_columns(cfg), cfg.relid)
+        USING cfg, q, s.n, query, coalesce(s.wv, 1), coalesce(s.wl, 1), coalesce(s.c, 60), k;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._fused_search(pgbert.embedded_tables, text, integer, text) IS
+    'Internal: search() in the hybrid and lexical modes.';
+
+-- mode: 'vector', 'lexical' or 'hybrid'; NULL picks hybrid where the table has a lexical side. The query
+-- is embedded once (as a 'query': models with prompts get theirs) and analysed once; hnsw.ef_search is
+-- raised to k when it is lower (an HNSW scan returns at most ef_search rows).
+CREATE OR REPLACE FUNCTION public.search(query text, k integer, tbl regclass, mode text DEFAULT NULL)
+RETURNS TABLE (id text, content text, distance double precision, "row" jsonb, score double precision)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     cfg    pgbert.embedded_tables;
     old_ef text := current_setting('hnsw.ef_search', true);
-    cols   text;
 BEGIN
     IF k IS NULL OR k < 1 THEN
         RAISE EXCEPTION 'pgbert: k must be at least 1, got %', coalesce(k::text, 'NULL')
               USING ERRCODE = 'invalid_parameter_value';
     END IF;
     cfg := pgbert._embedding_config(tbl);
+    mode := coalesce(lower(mode), CASE WHEN cfg.lexical_column IS NULL THEN 'vector' ELSE 'hybrid' END);
+    IF mode NOT IN ('vector', 'lexical', 'hybrid') THEN
+        RAISE EXCEPTION 'pgbert: mode must be ''vector'', ''lexical'' or ''hybrid'', not %', quote_literal(mode)
+              USING ERRCODE = 'invalid_parameter_value';
+    ELSIF mode <> 'vector' AND cfg.lexical_column IS NULL THEN
+        RAISE EXCEPTION 'pgbert: % has no lexical side for % search', tbl, mode
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    HINT = 'Enable embedding with lexical => ''japanese'' (or ''english'', ''auto'', ...).';
+    END IF;
     IF query IS NULL THEN
         RETURN;
     END IF;
     IF coalesce(old_ef, '40')::integer < least(k, 1000) THEN
         PERFORM set_config('hnsw.ef_search', least(k, 1000)::text, true);
     END IF;
-    -- `row` holds every column but the vector, built from those columns: converting a 768-d vector to
-    -- jsonb and removing it again cost more than the rest of the query.
-    SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY a.attnum) INTO cols
-      FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> cfg.vector_column;
-    -- The k nearest rows first (an index scan), then their other columns.
-    RETURN QUERY EXECUTE format(
-        'SELECT (t.%1$I)::text, (t.%2$I)::text, n.distance::float8, (SELECT to_jsonb(r) FROM (SELECT %6$s) AS r)
-           FROM (SELECT ctid AS row_id, %3$I %4$s $1 AS distance
-                   FROM %5$s WHERE %3$I IS NOT NULL
-                  ORDER BY %3$I %4$s $1 LIMIT $2) AS n
-           JOIN %5$s AS t ON t.ctid = n.row_id
-          ORDER BY n.distance',
-        coalesce(cfg.key_column, cfg.source_column), cfg.source_column, cfg.vector_column,
-        pgbert._distance_operator(cfg.metric), tbl, cols)
-        USING public.embed(query), k;
+    IF mode <> 'vector' THEN
+        RETURN QUERY SELECT * FROM pgbert._fused_search(cfg, query, k, mode);
+    ELSE  -- the k nearest rows first (an index scan), then their other columns
+        RETURN QUERY EXECUTE format(
+            'SELECT (t.%1$I)::text, (t.%2$I)::text, n.distance::float8, (SELECT to_jsonb(r) FROM (SELECT %6$s) AS r),
+                    NULL::float8
+               FROM (SELECT ctid AS row_id, %3$I %4$s $1 AS distance FROM %5$s WHERE %3$I IS NOT NULL
+                      ORDER BY %3$I %4$s $1 LIMIT $2) AS n
+               JOIN %5$s AS t ON t.ctid = n.row_id
+              ORDER BY n.distance',
+            coalesce(cfg.key_column, cfg.source_column), cfg.source_column, cfg.vector_column,
+            pgbert._distance_operator(cfg.metric), tbl, pgbert._row_columns(cfg))
+            USING public.embed(query, 'query'), k;
+    END IF;
     IF old_ef IS NOT NULL THEN
         PERFORM set_config('hnsw.ef_search', old_ef, true);
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION public.search(text, integer, regclass) IS
-    'The k nearest rows of an embedding-enabled table: id (its key, as text), content (the source text), distance (smaller is nearer), row (the whole row as jsonb, without the vector).';
+COMMENT ON FUNCTION public.search(text, integer, regclass, text) IS
+    'The k best rows of an embedding-enabled table for a query: id (its key, as text), content (the source text), distance (to the query vector; smaller is nearer), row (the row as jsonb, without vector and lexemes), score (hybrid: fused rank score; lexical: BM25; vector: NULL). mode: vector | lexical | hybrid (default where the table has a lexical side).';
 
 -- The tutorial's form: search the text_embeddings table.
 CREATE OR REPLACE FUNCTION public.search(query text, k integer DEFAULT 10)

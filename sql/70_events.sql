@@ -5,7 +5,8 @@
 -- ---------------------------------------------------------------------------------------------------
 
 -- A dropped table is forgotten with its write-back function; a dropped source or vector column turns
--- embedding off on its table (the triggers would fail on every INSERT otherwise).
+-- embedding off on its table (the triggers would fail on every INSERT otherwise). The registry row is
+-- read as jsonb for the columns a later revision added, so a DROP never fails on a downgraded database.
 CREATE OR REPLACE FUNCTION pgbert.forget_dropped() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -20,7 +21,8 @@ BEGIN
         SELECT DISTINCT e.relid::oid AS relid, d.objsubid = 0 AS whole_table
           FROM pg_event_trigger_dropped_objects() d JOIN pgbert.embedded_tables e ON e.relid::oid = d.objid
          WHERE d.classid = 'pg_catalog.pg_class'::regclass
-           AND (d.objsubid = 0 OR d.address_names[3] IN (e.source_column, e.vector_column))
+           AND (d.objsubid = 0 OR d.address_names[3] IN (e.source_column, e.vector_column,
+                                                            to_jsonb(e) ->> 'lexical_column'))
     LOOP
         IF NOT gone.whole_table THEN
             PERFORM pgbert._drop_triggers(gone.relid);

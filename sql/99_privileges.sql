@@ -18,13 +18,15 @@ GRANT INSERT, UPDATE, DELETE ON pgbert.embedded_tables TO pgbert_user;  -- own t
 -- Functions and procedures: nothing for PUBLIC but _boot, then each signature granted once.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgbert FROM PUBLIC;
 REVOKE ALL ON ALL PROCEDURES IN SCHEMA pgbert FROM PUBLIC;
-REVOKE ALL ON FUNCTION public.embed(text), public.embed_batch(text[]), public.search(text, integer),
-                       public.search(text, integer, regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.embed(text), public.embed(text, text), public.embed_batch(text[]),
+                       public.embed_batch(text[], text), public.search(text, integer),
+                       public.search(text, integer, regclass, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgbert._boot() TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
-    public.embed(text), public.embed_batch(text[]), public.search(text, integer),
-    public.search(text, integer, regclass), pgbert.status(), pgbert.pending_rows(regclass),
+    public.embed(text), public.embed(text, text), public.embed_batch(text[]), public.embed_batch(text[], text),
+    public.search(text, integer),
+    public.search(text, integer, regclass, text), pgbert.status(), pgbert.pending_rows(regclass),
     -- attached by enable_embedding, as the table's owner
     pgbert.embed_row(), pgbert.batch_start(), pgbert.batch_end(),
     -- the steps of enable/disable_embedding, backfill and search, which run as their caller
@@ -33,11 +35,16 @@ GRANT EXECUTE ON FUNCTION
     pgbert._install_batch_writer(regclass), pgbert._drop_batch_writer(oid), pgbert._install_triggers(regclass),
     pgbert._drop_triggers(regclass), pgbert._check_source(regclass, name),
     pgbert._ensure_vector_column(regclass, name, pgbert.models), pgbert._batch_key(regclass),
-    pgbert._register(regclass, name, name, text), pgbert._build_index(regclass),
-    pgbert._backfill_batch(regclass, integer)
+    pgbert._register(regclass, name, name, text, text), pgbert._build_index(regclass),
+    pgbert._ensure_lexical_column(regclass, name, text), pgbert.lexemes(text, text), pgbert.query_lexemes(text, text),
+    pgbert.text_language(text),
+    pgbert._backfill_batch(regclass, integer), pgbert._backfill_lexemes_batch(regclass, integer),
+    pgbert._row_columns(pgbert.embedded_tables), pgbert._vector_ranking(pgbert.embedded_tables, @vector_schema@.vector, integer),
+    pgbert._lexical_ranking(pgbert.embedded_tables, text[], integer),
+    pgbert._fused_search(pgbert.embedded_tables, text, integer, text)
 TO pgbert_user;
 GRANT EXECUTE ON PROCEDURE
-    pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer),
+    pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text),
     pgbert.disable_embedding(regclass, boolean), pgbert.backfill(regclass, integer)
 TO pgbert_user;
 

@@ -8,8 +8,9 @@ DECLARE
     detail text;
 BEGIN
     -- Objects outside the pgbert schema.
-    FOREACH fn IN ARRAY ARRAY['public.embed(text)', 'public.embed_batch(text[])', 'public.search(text, integer)',
-                              'public.search(text, integer, regclass)'] LOOP
+    FOREACH fn IN ARRAY ARRAY['public.embed(text)', 'public.embed(text, text)', 'public.embed_batch(text[])',
+                              'public.embed_batch(text[], text)', 'public.search(text, integer)',
+                              'public.search(text, integer, regclass)', 'public.search(text, integer, regclass, text)'] LOOP
         BEGIN
             EXECUTE 'DROP FUNCTION IF EXISTS ' || fn;
         EXCEPTION WHEN dependent_objects_still_exist THEN

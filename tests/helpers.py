@@ -15,14 +15,15 @@ TEST_BUNDLES = os.path.join(PATHS.state, "test-bundles")
 
 
 @cache
-def tiny_bundle_path(name: str = "tiny-bert", **kwargs) -> str:
-    """A random-init BERT exported with pgbert's own exporter (built once per run)."""
+def tiny_bundle_path(name: str = "tiny-bert", xlmr: bool = False, **kwargs) -> str:
+    """A random-init BERT (or, with xlmr, an XLM-R with E5's query/passage prompts) exported with pgbert's
+    own exporter (built once per run)."""
     from pgbert_export import export_model
-    from tiny_bert import make_tiny_bert
+    from tiny_bert import make_tiny_bert, make_tiny_xlmr
 
     bundle = os.path.join(TEST_BUNDLES, name)
     source = os.path.join(TEST_BUNDLES, "src", name)
-    make_tiny_bert(source, **kwargs)
+    (make_tiny_xlmr if xlmr else make_tiny_bert)(source, **kwargs)
     export_model(source, bundle, echo=lambda *_: None)
     os.chmod(TEST_BUNDLES, 0o755)
     return bundle

@@ -22,7 +22,8 @@ def cmd_export(args) -> int:
     output = os.path.abspath(args.output or paths.bundle(args.model))
     try:
         manifest = export_model(args.model, output, pooling=args.pooling, normalize=args.normalize,
-                                max_tokens=args.max_tokens, echo=say)
+                                max_tokens=args.max_tokens, query_prompt=args.query_prompt,
+                                document_prompt=args.document_prompt, echo=say)
     except ExportError as exc:
         print(f"pgbert export: {exc}", file=sys.stderr)
         return 1
@@ -112,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                    help="override the detected normalisation")
     p.add_argument("--max-tokens", type=int, help="override the model's max sequence length")
+    p.add_argument("--query-prompt", metavar="TEXT",
+                   help="text put in front of every query (e.g. 'query: ' for E5 models); default: the 'query' "
+                        "prompt of the model's sentence-transformers config; '' for none")
+    p.add_argument("--document-prompt", metavar="TEXT",
+                   help="text put in front of every document (e.g. 'passage: ' for E5 models); default: the "
+                        "'document', 'passage', 'corpus' or 'doc' prompt of the model's sentence-transformers "
+                        "config; '' for none")
     p.add_argument("--activate", action="store_true", help="make it the active model in the database")
     p.add_argument("--url", help="database URL for --activate (default: the local cluster)")
     p.set_defaults(func=cmd_export)

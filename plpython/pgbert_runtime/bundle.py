@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+# What a text is embedded as: a search query, or a document that queries are compared with. Models trained
+# with prompts (E5: "query: " / "passage: ") expect their prompt in front of each text; the manifest's
+# "prompts" object records them (absent in bundles exported before prompts: no prompts).
+KINDS = ("query", "document")
 
 
 class BundleError(Exception):
@@ -24,6 +28,17 @@ class Bundle:
     max_tokens: int
     files: dict = field(hash=False)
     manifest: dict = field(hash=False, repr=False)
+    query_prompt: str = ""
+    document_prompt: str = ""
+
+    def prompt(self, kind: str) -> str:
+        """The text put in front of every text of this kind before tokenizing ("" when none)."""
+        if kind == "query":
+            return self.query_prompt
+        if kind == "document":
+            return self.document_prompt
+        raise ValueError(f"unknown kind of text {kind!r}: use 'query' (a search query) or 'document' "
+                         f"(a text that is searched)")
 
     @property
     def onnx_path(self) -> str:
@@ -83,6 +98,7 @@ def load_bundle(path: str) -> Bundle:
             max_tokens=int(manifest["max_tokens"]),
             files=dict(manifest["files"]),
             manifest=manifest,
+            **_prompts(manifest.get("prompts")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"model bundle {path}: {MANIFEST} is incomplete ({exc!r}); re-export the model") from None
@@ -90,3 +106,21 @@ def load_bundle(path: str) -> Bundle:
         raise BundleError(f"model bundle {path}: unknown pooling {bundle.pooling!r}")
     bundle.verify()
     return bundle
+
+
+def _prompts(prompts) -> dict[str, str]:
+    """Bundle fields from the manifest's {"query": ..., "document": ...}; no object (older bundles) or a
+    missing or null entry means no prompt."""
+    if prompts is None:
+        prompts = {}
+    if not isinstance(prompts, dict):
+        raise TypeError(f"prompts must be an object, not {type(prompts).__name__}")
+    fields = {}
+    for kind in KINDS:
+        value = prompts.get(kind)
+        if value is None:
+            value = ""
+        elif not isinstance(value, str):
+            raise TypeError(f"prompts.{kind} must be a string, not {type(value).__name__}")
+        fields[f"{kind}_prompt"] = value
+    return fields

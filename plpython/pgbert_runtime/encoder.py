@@ -159,16 +159,27 @@ class Encoder:
     def dimension(self) -> int:
         return self.bundle.dimension
 
-    def tokenize(self, texts: Sequence[str], check: Check | None = None) -> list[list[int]]:
-        """Token ids as the model gets them: truncated to max_tokens, special tokens included."""
-        return [e.ids for e in self.bounded.encode_batch(texts, check)]
+    def prompted(self, texts: Sequence[str], kind: str = "document") -> Sequence[str]:
+        """texts as the model reads them when embedded as kind ("query" or "document", else ValueError): with
+        the bundle's prompt for that kind in front (the model's own library puts it there the same way), or
+        unchanged when the model has none."""
+        prompt = self.bundle.prompt(kind)
+        return [prompt + text for text in texts] if prompt else texts
 
-    def encode(self, texts: Sequence[str], check: Check | None = None) -> np.ndarray:
+    def tokenize(self, texts: Sequence[str], check: Check | None = None, kind: str = "document") -> list[list[int]]:
+        """Token ids as the model gets them: prompt included, truncated to max_tokens, special tokens included."""
+        return [e.ids for e in self.bounded.encode_batch(self.prompted(texts, kind), check)]
+
+    def encode(self, texts: Sequence[str], check: Check | None = None, kind: str = "document") -> np.ndarray:
         """Embed texts; returns float32 (len(texts), dimension), rows in input order.
 
         check: called between tokenizer calls and before each model call, so that a caller can stop the work
         (in the database it lets PostgreSQL act on a cancel request or statement_timeout); whatever it raises
-        propagates unchanged."""
+        propagates unchanged.
+        kind: "document" (a text to be searched, the default) or "query" (a search query); the bundle's prompt
+        for that kind goes in front of each text before the same bounded tokenizing (no prompt: texts as given).
+        """
+        texts = self.prompted(texts, kind)  # first: an unknown kind fails even with no texts
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         encodings = self.bounded.encode_batch(texts, check)
@@ -256,12 +267,12 @@ def get_encoder(path: str, threads: int | None = None, batch_size: int = DEFAULT
         return encoder
 
 
-def embed_texts(encoder: Encoder, texts: Iterable[str | None],
-                check: Check | None = None) -> list[np.ndarray | None]:
-    """Embed texts where None stays None (SQL NULL in, NULL out); check as for Encoder.encode."""
+def embed_texts(encoder: Encoder, texts: Iterable[str | None], check: Check | None = None,
+                kind: str = "document") -> list[np.ndarray | None]:
+    """Embed texts where None stays None (SQL NULL in, NULL out); check and kind as for Encoder.encode."""
     texts = list(texts)
     present = [i for i, t in enumerate(texts) if t is not None]
-    vectors = encoder.encode([texts[i] for i in present], check=check)
+    vectors = encoder.encode([texts[i] for i in present], check=check, kind=kind)
     result: list[np.ndarray | None] = [None] * len(texts)
     for row, i in enumerate(present):
         result[i] = vectors[row]

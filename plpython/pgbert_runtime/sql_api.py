@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 
-from .bundle import BundleError
+from . import lexical
+from .bundle import KINDS, BundleError
 from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, embed_texts, get_encoder
 from .vectors import to_pgvector
 
@@ -107,29 +108,87 @@ def _check_input_size(plpy, texts, settings: dict) -> None:
                         "reach the model), or ask an administrator to raise max_input_chars in pgbert.settings.")
 
 
-def _embed(plpy, texts):
+def _embed(plpy, texts, kind: str):
     encoder, settings = _active(plpy)
+    if kind not in KINDS:
+        plpy.error(f"pgbert: kind must be 'query' or 'document', not {kind!r}", sqlstate="22023",
+                   hint="'query' for a search query, 'document' for a text that is searched (the default).")
     _check_input_size(plpy, texts, settings)
     started = time.perf_counter()
-    vectors = embed_texts(encoder, texts, check=interrupt_check(plpy))
+    vectors = embed_texts(encoder, texts, check=interrupt_check(plpy), kind=kind)
     stats["calls"] += 1
     stats["texts"] += sum(v is not None for v in vectors)
     stats["seconds"] += time.perf_counter() - started
     return vectors
 
 
-def embed(plpy, text: str | None) -> str | None:
+def embed(plpy, text: str | None, kind: str = "document") -> str | None:
+    """kind: 'document' (stored texts: what triggers embed) or 'query' (search queries); a model that
+    expects prompts (E5: 'query: ' / 'passage: ') gets the one its manifest records for that kind."""
     if text is None:
         return None
-    return to_pgvector(_embed(plpy, [text])[0])
+    return to_pgvector(_embed(plpy, [text], kind)[0])
 
 
-def embed_batch(plpy, texts: list | None) -> list | None:
+def embed_batch(plpy, texts: list | None, kind: str = "document") -> list | None:
     """One model pass for many texts; NULL elements give NULL vectors, order kept."""
     if texts is None:
         return None
-    vectors = _embed(plpy, texts)
+    vectors = _embed(plpy, texts, kind)
     return [None if v is None else to_pgvector(v) for v in vectors]
+
+
+# ---- the lexical side of hybrid search ------------------------------------------------------------------
+# Japanese is segmented here (lexical.py: Sudachi); every other language by PostgreSQL's own text search
+# configurations. 'auto' picks per text by script: Japanese, or AUTO_FALLBACK.
+AUTO_FALLBACK = "english"
+_lexical_plans: dict[str, object] = {}
+
+
+def _lexical_plan(plpy, name: str, query: str):
+    if name not in _lexical_plans:
+        _lexical_plans[name] = plpy.prepare(query, ["text", "text"])
+    return _lexical_plans[name]
+
+
+def _postgres_config(config: str) -> str:
+    return AUTO_FALLBACK if config.strip().lower() == lexical.AUTO else config
+
+
+def document_lexemes(plpy, text: str | None, config: str) -> str | None:
+    """The tsvector (as text) of a document under a table's lexical config: triggers, backfill and
+    pgbert.lexemes() all come here."""
+    if text is None:
+        return None
+    try:
+        literal = lexical.to_tsvector_text(text, config)
+    except lexical.AnalyzerUnavailable as exc:
+        plpy.error(f"pgbert: {exc}", sqlstate=NOT_READY,
+                   hint="The runtime environment needs sudachipy and sudachidict-core (pgbert's dependencies).")
+    if literal is not None:
+        return literal
+    plan = _lexical_plan(plpy, "tsvector", "SELECT pg_catalog.to_tsvector($1::pg_catalog.regconfig, $2)::text AS v")
+    return plpy.execute(plan, [_postgres_config(config), text])[0]["v"]
+
+
+def query_lexemes(plpy, query: str | None, config: str) -> list[str]:
+    """The distinct lexemes of a search query, analysed as the table's documents are."""
+    if query is None:
+        return []
+    try:
+        if lexical.resolve_config(query, config, fallback=lexical.OTHER) == lexical.JAPANESE:
+            return lexical.japanese_query_lexemes(query)
+    except lexical.AnalyzerUnavailable as exc:
+        plpy.error(f"pgbert: {exc}", sqlstate=NOT_READY,
+                   hint="The runtime environment needs sudachipy and sudachidict-core (pgbert's dependencies).")
+    plan = _lexical_plan(plpy, "lexemes", "SELECT coalesce(array_agg(u.lexeme), '{}') AS l FROM "
+                                          "pg_catalog.unnest(pg_catalog.to_tsvector($1::pg_catalog.regconfig, $2)) u")
+    return plpy.execute(plan, [_postgres_config(config), query[:lexical.MAX_CHARS]])[0]["l"][:lexical.MAX_QUERY_LEXEMES]
+
+
+def text_language(text: str | None) -> str | None:
+    """'japanese' or 'other', by script (lexical.detect_language)."""
+    return None if text is None else lexical.detect_language(text)
 
 
 def runtime_info(plpy) -> dict:

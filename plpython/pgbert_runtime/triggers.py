@@ -26,20 +26,27 @@ def batch_end(TD) -> None:
     _statements.pop(int(TD["relid"]), None)
 
 
-def embed_row(plpy, TD, embed=sql_api.embed):
+def embed_row(plpy, TD, embed=sql_api.embed, lexemes=sql_api.document_lexemes):
     """BEFORE INSERT / UPDATE OF source, FOR EACH ROW. Arguments: source column, vector column, strategy,
-    oid of the registered table (a partition's rows find their parent's statement by it)."""
-    source, target, strategy, table = TD["args"]
+    oid of the registered table (a partition's rows find their parent's statement by it), and, for a
+    table with a lexical side, its tsvector column and lexical config. The lexical side is always filled
+    inline: analysing a text costs far less than embedding it."""
+    source, target, strategy, table, *lexical_side = TD["args"]
     new = TD["new"]
+    if lexical_side:
+        column, config = lexical_side
+        new[column] = lexemes(plpy, new[source], config)
     if TD["event"] == "UPDATE":
         new[target] = embed(plpy, new[source])  # the WHEN clause fired us: the text changed
         return "MODIFY"
     if new[target] is not None or new[source] is None:
-        return None  # an explicit vector from the client is kept; no text, no vector
+        # an explicit vector from the client is kept; no text, no vector
+        return "MODIFY" if lexical_side else None
     if strategy == "batch":
         where = _statements.get(int(table))
         if where == REST:
-            return None  # the write-back function embeds this row with the statement's others
+            # the write-back function embeds this row with the statement's others
+            return "MODIFY" if lexical_side else None
         if where == FIRST:
             _statements[int(table)] = REST
     new[target] = embed(plpy, new[source])

@@ -52,3 +52,29 @@ def test_unsupported_pooling_is_refused(tmp_path):
     json.dump({"pooling_mode_max_tokens": True}, open(cfg, "w"))
     with pytest.raises(ExportError, match="unsupported"):
         detect_settings(folder)
+
+
+def test_export_without_prompts_records_empty_ones_and_validates_once(tiny_bundle):
+    manifest = json.load(open(os.path.join(tiny_bundle, "manifest.json")))
+    assert manifest["prompts"] == {"query": "", "document": ""}
+    assert manifest["validation"]["kinds"] == ["document"] and manifest["validation"]["texts"] == 8
+
+
+@pytest.mark.parametrize("config, pooling", [
+    ({"embedding_dimension": 32, "pooling_mode": "mean", "include_prompt": True}, "mean"),
+    ({"embedding_dimension": 32, "pooling_mode": "cls"}, "cls"),
+    ({"embedding_dimension": 32, "pooling_mode": ["mean"]}, "mean"),
+    ({"word_embedding_dimension": 32, "pooling_mode_cls_token": True, "include_prompt": True}, "cls"),
+])
+def test_sentence_transformers_5_pooling_config_is_read(tmp_path, config, pooling):
+    """sentence-transformers 5 saves {"pooling_mode": "mean"}; earlier versions pooling_mode_*_tokens flags."""
+    folder = make_tiny_bert(str(tmp_path / "m"))
+    json.dump(config, open(os.path.join(folder, "1_Pooling", "config.json"), "w"))
+    assert detect_settings(folder).pooling == pooling
+
+
+def test_sentence_transformers_5_unsupported_pooling_is_refused(tmp_path):
+    folder = make_tiny_bert(str(tmp_path / "m"))
+    json.dump({"pooling_mode": ["mean", "max"]}, open(os.path.join(folder, "1_Pooling", "config.json"), "w"))
+    with pytest.raises(ExportError, match="unsupported sentence-transformers pooling"):
+        detect_settings(folder)
