@@ -5,7 +5,7 @@
 
 Protocol (as bench/run.py's quality section): from Debian's package descriptions, a seeded sample of
 --docs documents (the long descriptions) and --queries of their one-line summaries; a query's right
-answer is its own package's description. Japanese: Translation-ja (cli/pgbert/corpus_ja.py);
+answer is its own package's description. Japanese: Translation-ja (cli/pgbert/corpus.py);
 English: Translation-en (cli/pgbert/corpus.py). recall@10 and MRR@10.
 
 Parts:
@@ -324,9 +324,9 @@ class Study:
         return self.db
 
     def japanese(self):
-        from pgbert.corpus_ja import load_packages_ja
+        from pgbert.corpus import load_packages
 
-        return sample(load_packages_ja(echo=lambda *_: None), self.args.docs, self.args.queries, self.args.seed)
+        return sample(load_packages("ja", echo=lambda *_: None), self.args.docs, self.args.queries, self.args.seed)
 
     def english(self):
         from pgbert.corpus import load_packages

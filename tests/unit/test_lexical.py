@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from pgbert.corpus_ja import parse_translation_ja
+from pgbert.corpus import parse_translation
 from pgbert_runtime import lexical
 from pgbert_runtime.lexical import (
     detect_language,
@@ -302,7 +302,7 @@ def test_translation_ja_stanzas_parse_like_translation_en(tmp_path):
         " 合体させてください。\n .\n Qt で書かれています。\n\n"
         "Package: no-body\nDescription-ja: 概要だけ\n\n"
         "Package: english-words\nDescription-ja: A tool\n written in\n Python\n", encoding="utf-8")
-    packages = parse_translation_ja(str(path))
+    packages = parse_translation(str(path), "ja")
     assert [p.name for p in packages] == ["2048-qt", "english-words"]   # duplicates and bodiless skipped
     first = packages[0]
     assert first.summary == "数学に基くパズルゲーム"
