@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import sys
 import time
 
@@ -78,3 +79,22 @@ def cpu_summary() -> str:
     absent = [name for flag, name in wanted.items() if flag not in flags]
     return (f"CPU: {model}, {os.cpu_count()} CPUs; has {', '.join(present) or 'none of'}"
             f"{'; lacks ' + ', '.join(absent) if absent else ''}")
+
+
+def sample(packages, n_docs: int, n_queries: int, seed: int):
+    """(documents, [(query, index of its document)]) — seeded, reproducible."""
+    rng = random.Random(seed)
+    docs = rng.sample(packages, min(n_docs, len(packages)))
+    picks = rng.sample(range(len(docs)), min(n_queries, len(docs)))
+    return [p.description for p in docs], [(docs[i].summary, i) for i in picks]
+
+
+def rank_of(target: int, ranked: list[int]) -> int | None:
+    """1-based rank of target in the top 10, None when absent."""
+    top = ranked[:10]
+    return top.index(target) + 1 if target in top else None
+
+
+def metrics(ranks: list[int | None]) -> tuple[float, float]:
+    """(recall@10, MRR@10)."""
+    return (sum(r is not None for r in ranks) / len(ranks), sum(1 / r for r in ranks if r) / len(ranks))

@@ -30,7 +30,6 @@ import hashlib
 import math
 import os
 import platform
-import random
 import re
 import sys
 import time
@@ -40,6 +39,7 @@ from collections import Counter, defaultdict
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plpython"))
 
+from _common import metrics, rank_of, sample  # noqa: E402
 from pgbert.paths import ROOT  # noqa: E402
 from pgbert_runtime import lexical  # noqa: E402
 
@@ -48,25 +48,6 @@ CACHE = os.path.join(ROOT, ".cache", "lexical_study")
 
 
 # -- corpus and metrics ------------------------------------------------------------------------------
-
-def sample(packages, n_docs: int, n_queries: int, seed: int):
-    """(documents, [(query, index of its document)]) — seeded, reproducible."""
-    rng = random.Random(seed)
-    docs = rng.sample(packages, min(n_docs, len(packages)))
-    picks = rng.sample(range(len(docs)), min(n_queries, len(docs)))
-    return [p.description for p in docs], [(docs[i].summary, i) for i in picks]
-
-
-def rank_of(target: int, ranked: list[int]) -> int | None:
-    """1-based rank of target in the top 10, None when absent."""
-    top = ranked[:10]
-    return top.index(target) + 1 if target in top else None
-
-
-def metrics(ranks: list[int | None]) -> tuple[float, float]:
-    """(recall@10, MRR@10)."""
-    return (sum(r is not None for r in ranks) / len(ranks), sum(1 / r for r in ranks if r) / len(ranks))
-
 
 def cpu_name() -> str:
     try:

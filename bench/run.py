@@ -242,6 +242,9 @@ class Bench:
         lines += [f"| {s} | {w} | {v:.4g} | {u} |" for s, w, v, u in self.rows]
         with open(os.path.join(out, "RESULTS.md"), "w") as f:
             f.write("\n".join(lines) + "\n")
+        if not self.rates:
+            print(f"wrote {out}/RESULTS.md")
+            return
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -274,18 +277,25 @@ def main() -> int:
     parser.add_argument("--long", type=int, default=300)
     parser.add_argument("--quality-rows", type=int, default=2000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--sections", default="throughput,search,cold,fidelity",
+                        help="comma-separated subset to run (write elsewhere with --output-dir)")
     args = parser.parse_args()
     if args.quick:
         args.short, args.long, args.quality_rows, args.queries = 40, 20, 60, 10
+    sections = set(args.sections.split(","))
     bench = Bench(args)
     packages, short, long_ = bench.corpus()
-    bench.throughput("short", short)
-    bench.throughput("long", long_)
-    bench.search_and_quality(packages)
-    bench.cold_start(long_)  # the default engine ('auto')
-    bench.fidelity([p.summary for p in packages[:20]] + long_[:20] +
-                   ["", "x", "自然言語処理が大好きです。東京の天気は晴れです。", "🚀🔥", "def f(x):\n    return x * 2",
-                    "word " * 2000])
+    if "throughput" in sections:
+        bench.throughput("short", short)
+        bench.throughput("long", long_)
+    if "search" in sections:
+        bench.search_and_quality(packages)
+    if "cold" in sections:
+        bench.cold_start(long_)  # the default engine ('auto')
+    if "fidelity" in sections:
+        bench.fidelity([p.summary for p in packages[:20]] + long_[:20] +
+                       ["", "x", "自然言語処理が大好きです。東京の天気は晴れです。", "🚀🔥",
+                        "def f(x):\n    return x * 2", "word " * 2000])
     bench.write()
     return 0
 

@@ -66,3 +66,24 @@ def test_update_re_embeds_and_null_clears():
     triggers.embed_row(None, row("x"), embed=fake_embed)  # the statement's first row
     assert fire(row("changed", vector="[old]", event="UPDATE")) == ("MODIFY", "vec(changed)")
     assert fire(row(None, vector="[old]", event="UPDATE")) == ("MODIFY", None)
+
+
+def test_the_lexical_side_is_filled_inline_on_every_path():
+    calls = []
+
+    def fake_lexemes(plpy, text, config):
+        calls.append((text, config))
+        return None if text is None else f"lex({text})"
+
+    def fire_lexical(td):
+        td["args"] += ["body_lexemes", "japanese"]
+        td["new"]["body_lexemes"] = None
+        result = triggers.embed_row(None, td, embed=fake_embed, lexemes=fake_lexemes)
+        return result, td["new"]["body_embedding"], td["new"]["body_lexemes"]
+
+    triggers.batch_start({"relid": str(TABLE)})
+    assert fire_lexical(row("first")) == ("MODIFY", "vec(first)", "lex(first)")
+    assert fire_lexical(row("second")) == ("MODIFY", None, "lex(second)")  # vector left to the write-back
+    assert fire_lexical(row("kept", vector="[1]")) == ("MODIFY", "[1]", "lex(kept)")
+    assert fire_lexical(row("new text", vector="[old]", event="UPDATE")) == ("MODIFY", "vec(new text)", "lex(new text)")
+    assert calls[-1] == ("new text", "japanese")
