@@ -34,8 +34,11 @@ COMMENT ON FUNCTION pgbert._boot() IS
 
 -- PARALLEL UNSAFE (the default) on purpose: PL/Python runs every plpy.execute in a subtransaction,
 -- which PostgreSQL forbids in parallel mode; a query that calls embed() must not go parallel.
+-- COST: a model call costs as much as reading thousands of rows, so the planner avoids plans that call
+-- embed() once per row (ORDER BY embedding <=> embed('...') under a sequential scan); the vector cache
+-- (embed_cache_mb) makes such calls after the first cheap anyway.
 CREATE OR REPLACE FUNCTION public.embed(text text) RETURNS @vector_schema@.vector
-LANGUAGE plpython3u STABLE STRICT
+LANGUAGE plpython3u STABLE STRICT COST 1000000
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pgbert_api" not in GD:
@@ -43,13 +46,13 @@ if "pgbert_api" not in GD:
 return GD["pgbert_api"].embed(plpy, text)
 $$;
 COMMENT ON FUNCTION public.embed(text) IS
-    'Embeds one text with the active model (pgbert.models); NULL gives NULL. Text past the model''s window is ignored; more than the max_input_chars setting is refused (SQLSTATE 54000).';
+    'Embeds one text with the active model (pgbert.models); NULL gives NULL. Text past the model''s window is ignored; more than the max_input_chars setting is refused (SQLSTATE 54000). The same text twice costs one model call (cache: embed_cache_mb).';
 
 -- The same for a kind of text: 'query' (a search query) or 'document' (a text that is searched). A model
 -- that expects prompts (E5: 'query: ' / 'passage: ') gets the one its manifest records for that kind;
 -- embed(text) is embed(text, 'document'), which is what the triggers store.
 CREATE OR REPLACE FUNCTION public.embed(text text, kind text) RETURNS @vector_schema@.vector
-LANGUAGE plpython3u STABLE STRICT
+LANGUAGE plpython3u STABLE STRICT COST 1000000
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pgbert_api" not in GD:

@@ -11,6 +11,7 @@ import time
 
 from . import lexical
 from .bundle import KINDS, BundleError
+from .cache import VectorCache
 from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, embed_texts, get_encoder
 from .vectors import to_pgvector
 
@@ -20,7 +21,8 @@ SELECT (SELECT value FROM pgbert.settings WHERE name = 'threads') AS threads,
        (SELECT value FROM pgbert.settings WHERE name = 'batch_size') AS batch_size,
        (SELECT value FROM pgbert.settings WHERE name = 'batch_tokens') AS batch_tokens,
        (SELECT value FROM pgbert.settings WHERE name = 'engine') AS engine,
-       (SELECT value FROM pgbert.settings WHERE name = 'max_input_chars') AS max_input_chars
+       (SELECT value FROM pgbert.settings WHERE name = 'max_input_chars') AS max_input_chars,
+       (SELECT value FROM pgbert.settings WHERE name = 'embed_cache_mb') AS embed_cache_mb
 """
 ACTIVE_MODEL_SQL = f"""
 SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files, s.*
@@ -34,6 +36,7 @@ TOO_MUCH_INPUT = "54000"
 _plan = None
 _ping = None
 stats = {"calls": 0, "texts": 0, "seconds": 0.0, "load_seconds": 0.0}
+cache = VectorCache()
 
 
 def active_encoder(plpy) -> Encoder:
@@ -108,8 +111,8 @@ def _check_input_size(plpy, texts, settings: dict) -> None:
                         "reach the model), or ask an administrator to raise max_input_chars in pgbert.settings.")
 
 
-def _embed(plpy, texts, kind: str):
-    encoder, settings = _active(plpy)
+def _embed(plpy, texts, kind: str, active: tuple[Encoder, dict] | None = None):
+    encoder, settings = active or _active(plpy)
     if kind not in KINDS:
         plpy.error(f"pgbert: kind must be 'query' or 'document', not {kind!r}", sqlstate="22023",
                    hint="'query' for a search query, 'document' for a text that is searched (the default).")
@@ -122,12 +125,23 @@ def _embed(plpy, texts, kind: str):
     return vectors
 
 
-def embed(plpy, text: str | None, kind: str = "document") -> str | None:
+def embed(plpy, text: str | None, kind: str = "document", cached: bool = True) -> str | None:
     """kind: 'document' (stored texts: what triggers embed) or 'query' (search queries); a model that
-    expects prompts (E5: 'query: ' / 'passage: ') gets the one its manifest records for that kind."""
+    expects prompts (E5: 'query: ' / 'passage: ') gets the one its manifest records for that kind.
+    cached: look in (and fill) the backend's vector cache; the triggers do not, so that loading a table
+    does not fill it with texts nobody searches for."""
     if text is None:
         return None
-    return to_pgvector(_embed(plpy, [text], kind)[0])
+    active = _active(plpy)
+    limit = int(active[1].get("embed_cache_mb") or 0) * 1024 * 1024 if cached else 0
+    if limit:
+        hit = cache.get(active[0], (kind, text))
+        if hit is not None:
+            return hit
+    vector = to_pgvector(_embed(plpy, [text], kind, active)[0])
+    if limit:
+        cache.put(active[0], (kind, text), vector, limit)
+    return vector
 
 
 def embed_batch(plpy, texts: list | None, kind: str = "document") -> list | None:
@@ -212,6 +226,10 @@ def runtime_info(plpy) -> dict:
         "onnxruntime": onnxruntime.__version__,
         "tokenizers": tokenizers.__version__,
         "model_calls": encoder.calls,
+        "cache_hits": cache.hits,
+        "cache_misses": cache.misses,
+        "cache_entries": len(cache.entries),
+        "cache_mb": round(cache.bytes / 1024 / 1024, 2),
         **{f"backend_{k}": v for k, v in stats.items()},
     }
 

@@ -12,9 +12,13 @@ State lives in this module, i.e. once per backend, keyed by the registered table
 """
 from __future__ import annotations
 
+from functools import partial
+
 from . import sql_api
 
 FIRST, REST = "first row", "other rows"
+# Loading a table must not fill embed()'s cache with texts nobody searches for.
+_embed_uncached = partial(sql_api.embed, cached=False)
 _statements: dict[int, str] = {}  # registered table oid -> where its INSERT statement is
 
 
@@ -26,12 +30,13 @@ def batch_end(TD) -> None:
     _statements.pop(int(TD["relid"]), None)
 
 
-def embed_row(plpy, TD, embed=sql_api.embed, lexemes=sql_api.document_lexemes):
+def embed_row(plpy, TD, embed=None, lexemes=sql_api.document_lexemes):
     """BEFORE INSERT / UPDATE OF source, FOR EACH ROW. Arguments: source column, vector column, strategy,
     oid of the registered table (a partition's rows find their parent's statement by it), and, for a
     table with a lexical side, its tsvector column and lexical config. The lexical side is always filled
     inline: analysing a text costs far less than embedding it."""
     source, target, strategy, table, *lexical_side = TD["args"]
+    embed = embed or _embed_uncached
     new = TD["new"]
     if lexical_side:
         column, config = lexical_side

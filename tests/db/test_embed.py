@@ -75,3 +75,23 @@ def test_missing_active_model_is_a_clear_error(conn):
     assert "use_model" in (info.value.diag.message_hint or "")
     # The backend is still alive and working after the error.
     assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_orm_query_costs_one_model_call_whatever_the_plan(conn):
+    """ORDER BY embedding <=> embed('...') (what SQLAlchemy and Django write) under a sequential scan."""
+    conn.execute("INSERT INTO text_embeddings (text) SELECT 'row ' || g FROM generate_series(1, 50) g")
+    conn.execute("SET enable_indexscan = off")
+    before = dict(conn.execute("SELECT * FROM pgbert.status()").fetchall())
+    rows = conn.execute("SELECT id FROM text_embeddings ORDER BY embedding <=> embed('row 7') LIMIT 5").fetchall()
+    after = dict(conn.execute("SELECT * FROM pgbert.status()").fetchall())
+    assert len(rows) == 5
+    assert int(after["model_calls"]) - int(before["model_calls"]) == 1
+    assert int(after["cache_hits"]) - int(before["cache_hits"]) >= 49
+
+
+def test_the_planner_prefers_the_index_to_calling_embed_per_row(conn):
+    conn.execute("INSERT INTO text_embeddings (text) SELECT 'row ' || g FROM generate_series(1, 50) g")
+    conn.execute("ANALYZE text_embeddings")
+    plan = "\n".join(r[0] for r in conn.execute(
+        "EXPLAIN SELECT id FROM text_embeddings ORDER BY embedding <=> embed('x') LIMIT 5").fetchall())
+    assert "Index Scan using text_embeddings_embedding" in plan, plan
