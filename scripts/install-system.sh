@@ -37,7 +37,8 @@ major=$(pick_pg_major || true)
 if [ -z "$major" ]; then apt_update_once; major=$(pick_pg_major) || die "no PostgreSQL with PL/Python is installable from apt here"; fi
 step "PostgreSQL $major ($(debian_codename))"
 
-pkgs="postgresql-$major postgresql-plpython3-$major postgresql-server-dev-$major make gcc"
+# pgbouncer: the pooler the README recommends, tested in front of the cluster
+pkgs="postgresql-$major postgresql-plpython3-$major postgresql-server-dev-$major make gcc pgbouncer"
 missing=$(need_pkgs $pkgs)
 if [ -n "$missing" ]; then
     apt_update_once
