@@ -254,12 +254,16 @@ def _bundle_key(path: str) -> tuple:
 
 
 def get_encoder(path: str, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                batch_tokens: int = DEFAULT_BATCH_TOKENS, engine: str | None = None) -> Encoder:
-    """The cached Encoder for a bundle directory, loaded on first use (once per process)."""
+                batch_tokens: int = DEFAULT_BATCH_TOKENS, engine: str | None = None,
+                before_load=None) -> Encoder:
+    """The cached Encoder for a bundle directory, loaded on first use (once per process).
+    before_load(path): called only when the bundle is about to be loaded (the memory guard)."""
     key = _bundle_key(path) + (threads, batch_size, batch_tokens, engine)
     with _lock:
         encoder = _cache.get(key)
         if encoder is None:
+            if before_load is not None:
+                before_load(path)
             encoder = Encoder(load_bundle(path), threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
                               engine=engine)
             _cache.clear()  # one model per backend: drop the old one's memory

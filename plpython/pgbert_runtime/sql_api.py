@@ -7,9 +7,10 @@ model switched or repaired by an admin is picked up by the next call, without a 
 """
 from __future__ import annotations
 
+import os
 import time
 
-from . import lexical
+from . import lexical, memory
 from .bundle import KINDS, BundleError
 from .cache import VectorCache
 from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, embed_texts, get_encoder
@@ -22,7 +23,8 @@ SELECT (SELECT value FROM pgbert.settings WHERE name = 'threads') AS threads,
        (SELECT value FROM pgbert.settings WHERE name = 'batch_tokens') AS batch_tokens,
        (SELECT value FROM pgbert.settings WHERE name = 'engine') AS engine,
        (SELECT value FROM pgbert.settings WHERE name = 'max_input_chars') AS max_input_chars,
-       (SELECT value FROM pgbert.settings WHERE name = 'embed_cache_mb') AS embed_cache_mb
+       (SELECT value FROM pgbert.settings WHERE name = 'embed_cache_mb') AS embed_cache_mb,
+       (SELECT value FROM pgbert.settings WHERE name = 'memory_reserve_mb') AS memory_reserve_mb
 """
 ACTIVE_MODEL_SQL = f"""
 SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files, s.*
@@ -31,6 +33,8 @@ SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files,
 
 # SQLSTATE 55000 (object_not_in_prerequisite_state): the model is not usable until an admin acts.
 NOT_READY = "55000"
+# SQLSTATE 53200 (out_of_memory): the memory guard refused to load the model in this backend.
+OUT_OF_MEMORY = "53200"
 # SQLSTATE 54000 (program_limit_exceeded): more input in one call than the max_input_chars setting allows.
 TOO_MUCH_INPUT = "54000"
 _plan = None
@@ -56,6 +60,10 @@ def _active(plpy) -> tuple[Encoder, dict]:
     started = time.perf_counter()
     try:
         encoder = _encoder_for(row["bundle_path"], row)
+    except memory.NotEnoughMemory as exc:
+        plpy.error(f"pgbert: {exc}", sqlstate=OUT_OF_MEMORY,
+                   hint="Close idle connections that loaded the model (or pool them with PgBouncer), add memory, "
+                        "or, if you know better, lower memory_reserve_mb in pgbert.settings.")
     except BundleError as exc:
         plpy.error(f"pgbert: model {row['name']!r} cannot be loaded: {exc}", sqlstate=NOT_READY,
                    hint="Check SELECT * FROM pgbert.status(); fix the bundle or switch with pgbert.use_model().")
@@ -71,12 +79,22 @@ def _active(plpy) -> tuple[Encoder, dict]:
 
 
 def _encoder_for(bundle_path: str, settings: dict) -> Encoder:
-    """The cached encoder for a bundle under the runtime settings (a row of SETTINGS_SQL)."""
+    """The cached encoder for a bundle under the runtime settings (a row of SETTINGS_SQL); a load first
+    passes the memory guard."""
+    reserve = settings.get("memory_reserve_mb")
+
+    def guard(path: str) -> None:
+        try:
+            size = os.path.getsize(os.path.join(path, "model.onnx"))
+        except OSError:
+            return  # a missing file: the load itself reports it
+        memory.check_can_load(size, int(reserve) if reserve not in (None, "") else None)
+
     return get_encoder(bundle_path,
                        threads=int(settings["threads"]) if settings["threads"] else None,
                        batch_size=int(settings["batch_size"] or DEFAULT_BATCH_SIZE),
                        batch_tokens=int(settings["batch_tokens"] or DEFAULT_BATCH_TOKENS),
-                       engine=settings["engine"])
+                       engine=settings["engine"], before_load=guard)
 
 
 _files_cache: tuple[str, dict] | None = None
@@ -245,6 +263,8 @@ def use_model(plpy, bundle_path: str, name: str | None = None) -> str:
         # Prove that it loads here, in the server, before switching to it, with the settings embed() will
         # use: the encoder cached now is the one the next embed() in this backend gets.
         bundle = _encoder_for(bundle_path, plpy.execute(SETTINGS_SQL)[0]).bundle
+    except memory.NotEnoughMemory as exc:
+        plpy.error(f"pgbert: {exc}", sqlstate=OUT_OF_MEMORY)
     except BundleError as exc:
         plpy.error(f"pgbert: {exc}", sqlstate=NOT_READY)
     name = name or bundle.model_id.split("/")[-1]
