@@ -27,6 +27,7 @@ bench: setup    ## the full benchmark on the default model -> bench/RESULTS*.md,
 	.venv/bin/python bench/run.py
 	.venv/bin/python bench/languages.py
 	.venv/bin/python bench/orm_query.py
+	.venv/bin/python bench/backends.py
 	.venv/bin/python bench/cancel.py
 
 load: setup     ## 8 inserting + 8 searching clients for 60 s -> bench/RESULTS-load.md

@@ -5,6 +5,7 @@ import os
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -170,7 +171,8 @@ class Encoder:
         """Token ids as the model gets them: prompt included, truncated to max_tokens, special tokens included."""
         return [e.ids for e in self.bounded.encode_batch(self.prompted(texts, kind), check)]
 
-    def encode(self, texts: Sequence[str], check: Check | None = None, kind: str = "document") -> np.ndarray:
+    def encode(self, texts: Sequence[str], check: Check | None = None, kind: str = "document",
+               gate=None) -> np.ndarray:
         """Embed texts; returns float32 (len(texts), dimension), rows in input order.
 
         check: called between tokenizer calls and before each model call, so that a caller can stop the work
@@ -190,7 +192,8 @@ class Encoder:
         for chunk in self.batches([len(x) for x in ids]):
             if check is not None:
                 check()
-            out[chunk] = self._run([ids[i] for i in chunk], [types[i] for i in chunk])
+            with gate() if gate is not None else nullcontext():  # the thread budget (slots.py), in the database
+                out[chunk] = self._run([ids[i] for i in chunk], [types[i] for i in chunk])
         return out
 
     def batches(self, lengths: Sequence[int]) -> list[list[int]]:
@@ -272,11 +275,11 @@ def get_encoder(path: str, threads: int | None = None, batch_size: int = DEFAULT
 
 
 def embed_texts(encoder: Encoder, texts: Iterable[str | None], check: Check | None = None,
-                kind: str = "document") -> list[np.ndarray | None]:
-    """Embed texts where None stays None (SQL NULL in, NULL out); check and kind as for Encoder.encode."""
+                kind: str = "document", gate=None) -> list[np.ndarray | None]:
+    """Embed texts where None stays None (SQL NULL in, NULL out); check, kind, gate as for Encoder.encode."""
     texts = list(texts)
     present = [i for i, t in enumerate(texts) if t is not None]
-    vectors = encoder.encode([texts[i] for i in present], check=check, kind=kind)
+    vectors = encoder.encode([texts[i] for i in present], check=check, kind=kind, gate=gate)
     result: list[np.ndarray | None] = [None] * len(texts)
     for row, i in enumerate(present):
         result[i] = vectors[row]

@@ -13,7 +13,8 @@ import time
 from . import lexical, memory
 from .bundle import KINDS, BundleError
 from .cache import VectorCache
-from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, embed_texts, get_encoder
+from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, default_threads, embed_texts, get_encoder
+from .slots import ModelSlots
 from .vectors import to_pgvector
 
 # The runtime settings, one row; NULL means the default.
@@ -24,7 +25,8 @@ SELECT (SELECT value FROM pgbert.settings WHERE name = 'threads') AS threads,
        (SELECT value FROM pgbert.settings WHERE name = 'engine') AS engine,
        (SELECT value FROM pgbert.settings WHERE name = 'max_input_chars') AS max_input_chars,
        (SELECT value FROM pgbert.settings WHERE name = 'embed_cache_mb') AS embed_cache_mb,
-       (SELECT value FROM pgbert.settings WHERE name = 'memory_reserve_mb') AS memory_reserve_mb
+       (SELECT value FROM pgbert.settings WHERE name = 'memory_reserve_mb') AS memory_reserve_mb,
+       (SELECT value FROM pgbert.settings WHERE name = 'thread_budget') AS thread_budget
 """
 ACTIVE_MODEL_SQL = f"""
 SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files, s.*
@@ -41,6 +43,7 @@ _plan = None
 _ping = None
 stats = {"calls": 0, "texts": 0, "seconds": 0.0, "load_seconds": 0.0}
 cache = VectorCache()
+slots = ModelSlots()
 
 
 def active_encoder(plpy) -> Encoder:
@@ -136,7 +139,11 @@ def _embed(plpy, texts, kind: str, active: tuple[Encoder, dict] | None = None):
                    hint="'query' for a search query, 'document' for a text that is searched (the default).")
     _check_input_size(plpy, texts, settings)
     started = time.perf_counter()
-    vectors = embed_texts(encoder, texts, check=interrupt_check(plpy), kind=kind)
+    check = interrupt_check(plpy)
+    budget = int(settings.get("thread_budget") or 0) or default_threads()
+    n_slots = max(1, budget // encoder.threads)
+    gate = (lambda: slots.hold(n_slots, check)) if slots.in_server() else None
+    vectors = embed_texts(encoder, texts, check=check, kind=kind, gate=gate)
     stats["calls"] += 1
     stats["texts"] += sum(v is not None for v in vectors)
     stats["seconds"] += time.perf_counter() - started
@@ -244,6 +251,7 @@ def runtime_info(plpy) -> dict:
         "onnxruntime": onnxruntime.__version__,
         "tokenizers": tokenizers.__version__,
         "model_calls": encoder.calls,
+        "thread_budget_wait_seconds": round(slots.waited_seconds, 3),
         "cache_hits": cache.hits,
         "cache_misses": cache.misses,
         "cache_entries": len(cache.entries),
