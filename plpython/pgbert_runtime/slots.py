@@ -14,7 +14,10 @@ import time
 from contextlib import contextmanager
 
 FOLDER = "pgbert_slots"
-POLL_SECONDS = 0.002
+# How often a waiting backend tries again (and checks for cancel). Measured with 8 clients on 2 cores:
+# 0.5 ms lost throughput to spinning waiters (0.73x of one client), 2 ms to idle gaps between calls (0.91x),
+# 5 ms kept 0.97x.
+POLL_SECONDS = 0.005
 
 
 class ModelSlots:
