@@ -11,13 +11,26 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a server backend, from /proc."""
+def connect(url: str):
+    """A psycopg2 connection in autocommit mode."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    return conn
+
+
+def proc_status_mb(pid: int, field: str) -> float:
+    """A memory figure of a server backend from /proc/<pid>/status: VmRSS (resident), VmHWM (its peak)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    return proc_status_mb(pid, "VmRSS")
 
 
 def short_summaries(packages, bundle: str) -> list[str]:

@@ -14,9 +14,7 @@ import os
 import threading
 import time
 
-import psycopg2
-
-from _common import cpu_summary  # noqa: E402  (puts cli/ on sys.path)
+from _common import connect, cpu_summary  # noqa: E402  (puts cli/ on sys.path)
 from pgbert.cluster import Cluster  # noqa: E402
 
 TEXTS = ["Debian package descriptions make a fine corpus for semantic search inside PostgreSQL " * 3] * 32
@@ -28,12 +26,6 @@ def pss_mb(pid: int) -> float:
             if line.startswith("Pss:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def connect(url):
-    conn = psycopg2.connect(url)
-    conn.autocommit = True
-    return conn
 
 
 def throughput(conns, seconds: float) -> float:

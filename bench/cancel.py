@@ -19,7 +19,7 @@ import time
 import numpy as np
 import psycopg2
 
-from _common import cpu_summary  # noqa: E402  (also puts cli/ on sys.path)
+from _common import connect, cpu_summary, proc_status_mb  # noqa: E402  (also puts cli/ on sys.path)
 from pgbert.cluster import Cluster  # noqa: E402
 
 LONG = "SELECT array_agg(repeat('word' || g || ' ', 400)) FROM generate_series(1, 2000) g"
@@ -29,12 +29,6 @@ STATEMENTS = {
     "INSERT (triggers)": "INSERT INTO bench_cancel (body) SELECT repeat('word' || g || ' ', 400) "
                          "FROM generate_series(1, 2000) g",
 }
-
-
-def connect(url):
-    conn = psycopg2.connect(url)
-    conn.autocommit = True
-    return conn
 
 
 def cancel_latency(url: str, statement: str, delay: float) -> float:
@@ -73,22 +67,17 @@ def timeout_overshoot(url: str, statement: str) -> float:
     return time.perf_counter() - started - 1.0
 
 
-def hwm_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
-
-
 def huge_text_memory(url: str, megabytes: int) -> tuple[float, float]:
     conn = connect(url)
     cur = conn.cursor()
     pid = conn.get_backend_pid()
     cur.execute("SELECT embed('warm up'), embed_batch(ARRAY[repeat('warm up ', 500), 'x'])")
-    before = hwm_mb(pid)
+    before = proc_status_mb(pid, "VmHWM")
     started = time.perf_counter()
     cur.execute("SELECT vector_dims(embed(repeat('All work and no play makes Jack a dull boy. ', %s)))",
                 (megabytes * 1024 * 1024 // 44,))
     seconds = time.perf_counter() - started
-    after = hwm_mb(pid)
+    after = proc_status_mb(pid, "VmHWM")
     conn.close()
     return after - before, seconds
 

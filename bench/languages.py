@@ -14,9 +14,8 @@ import os
 import time
 
 import numpy as np
-import psycopg2
 
-from _common import copy_buffer, cpu_summary, metrics, rank_of, sample  # noqa: E402  (puts cli/ on sys.path)
+from _common import connect, copy_buffer, cpu_summary, metrics, rank_of, sample  # noqa: E402  (puts cli/ on sys.path)
 from pgbert.cluster import Cluster  # noqa: E402
 from pgbert.corpus import load_packages  # noqa: E402
 
@@ -63,8 +62,7 @@ def main() -> None:
     parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                          "RESULTS-languages.md"))
     args = parser.parse_args()
-    conn = psycopg2.connect(args.url or Cluster().url())
-    conn.autocommit = True
+    conn = connect(args.url or Cluster().url())
     cur = conn.cursor()
     cur.execute("SELECT name, model_id FROM pgbert.active_model")
     model = cur.fetchone()

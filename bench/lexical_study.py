@@ -39,7 +39,7 @@ from collections import Counter, defaultdict
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plpython"))
 
-from _common import metrics, rank_of, sample  # noqa: E402
+from _common import cpu_summary, metrics, rank_of, sample  # noqa: E402
 from pgbert.paths import ROOT  # noqa: E402
 from pgbert_runtime import lexical  # noqa: E402
 
@@ -49,15 +49,6 @@ CACHE = os.path.join(ROOT, ".cache", "lexical_study")
 
 # -- corpus and metrics ------------------------------------------------------------------------------
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} CPUs visible)"
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 # -- analyzers ---------------------------------------------------------------------------------------
@@ -484,7 +475,7 @@ class Study:
     def report(self) -> None:
         a = self.args
         print(f"## Lexical study ({a.docs} documents, {a.queries} queries, seed {a.seed})\n")
-        print(f"CPU: {cpu_name()}; Python {platform.python_version()}"
+        print(f"{cpu_summary()}; Python {platform.python_version()}"
               + (f"; {self.db.version}" if self.db else "") + "\n")
         print("| part | method | recall@10 | MRR@10 | notes |")
         print("|---|---|---|---|---|")

@@ -15,9 +15,8 @@ import os
 import time
 
 import numpy as np
-import psycopg2
 
-from _common import cpu_summary  # noqa: E402  (puts cli/ on sys.path)
+from _common import connect, cpu_summary  # noqa: E402  (puts cli/ on sys.path)
 from pgbert.cluster import Cluster  # noqa: E402
 
 
@@ -34,8 +33,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS-orm.md"))
     args = parser.parse_args()
-    conn = psycopg2.connect(args.url or Cluster().url())
-    conn.autocommit = True
+    conn = connect(args.url or Cluster().url())
     cur = conn.cursor()
     cur.execute("SELECT dimension FROM pgbert.active_model")
     dim = cur.fetchone()[0]

@@ -25,7 +25,7 @@ import time
 import numpy as np
 import psycopg2
 
-from _common import copy_buffer, cpu_summary, load_rate, rss_mb, short_summaries  # noqa: E402  (also puts cli/ on sys.path)
+from _common import connect, copy_buffer, cpu_summary, load_rate, rss_mb, short_summaries  # noqa: E402  (also puts cli/ on sys.path)
 from pgbert.cluster import Cluster  # noqa: E402
 from pgbert.corpus import load_packages  # noqa: E402
 from pgbert.paths import ROOT, Paths  # noqa: E402
@@ -34,12 +34,6 @@ from pgbert.paths import ROOT, Paths  # noqa: E402
 def parse_vector(text: str) -> np.ndarray:
     return np.array([float(x) for x in text.strip("[]").split(",")], dtype=np.float32)
 
-
-
-def connect(url: str):
-    conn = psycopg2.connect(url)
-    conn.autocommit = True
-    return conn
 
 
 class Bench:

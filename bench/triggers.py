@@ -15,9 +15,7 @@ import argparse
 import os
 import sys
 
-import psycopg2
-
-from _common import load_rate, short_summaries  # noqa: E402  (also puts cli/ on sys.path)
+from _common import connect, load_rate, short_summaries  # noqa: E402  (also puts cli/ on sys.path)
 from pgbert.cluster import Cluster  # noqa: E402
 from pgbert.corpus import load_packages  # noqa: E402
 from pgbert.paths import ROOT, Paths  # noqa: E402
@@ -32,8 +30,7 @@ def main() -> int:
     parser.add_argument("--long", type=int, default=300)
     parser.add_argument("--output", default=os.path.join(ROOT, "bench", "RESULTS-triggers.md"))
     args = parser.parse_args()
-    conn = psycopg2.connect(Cluster().url())
-    conn.autocommit = True
+    conn = connect(Cluster().url())
     cur = conn.cursor()
     cur.execute("SELECT name FROM pgbert.models WHERE active")
     model = cur.fetchone()[0]

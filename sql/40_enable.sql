@@ -148,37 +148,41 @@ $fn$;
 COMMENT ON FUNCTION pgbert._register(regclass, name, name, text, text) IS
     'Internal: checks enable_embedding''s arguments, adds the vector column if missing, writes the registry row.';
 
--- The HNSW index with the metric's operator class. Its name is chosen by PostgreSQL (never one taken in
--- advance); an HNSW index already on the vector column is kept.
+-- The newest index of an access method ('hnsw', 'gin') on one column of a table, or NULL.
+CREATE OR REPLACE FUNCTION pgbert._index_on(tbl regclass, col name, method name) RETURNS name
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ic.relname FROM pg_catalog.pg_index i
+      JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+      JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = tbl AND am.amname = method AND i.indnatts = 1 AND a.attname = col
+     ORDER BY ic.oid DESC LIMIT 1
+$$;
+COMMENT ON FUNCTION pgbert._index_on(regclass, name, name) IS
+    'Internal: the newest single-column index of an access method on a column, or NULL.';
+
+-- The HNSW index with the metric's operator class, and the GIN index of the lexical side. Their names are
+-- chosen by PostgreSQL (never one taken in advance); an index already on the column is kept.
 CREATE OR REPLACE FUNCTION pgbert._build_index(tbl regclass) RETURNS name
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    cfg   pgbert.embedded_tables := pgbert._embedding_config(tbl);
-    idx   name;
-    find  text := 'SELECT ic.relname FROM pg_catalog.pg_index i
-                     JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-                     JOIN pg_catalog.pg_am am ON am.oid = ic.relam
-                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                    WHERE i.indrelid = $1 AND am.amname = ''hnsw'' AND i.indnatts = 1 AND a.attname = $2
-                    ORDER BY ic.oid DESC LIMIT 1';
+    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
+    idx name := pgbert._index_on(tbl, cfg.vector_column, 'hnsw');
 BEGIN
-    EXECUTE find INTO idx USING tbl, cfg.vector_column;
     IF idx IS NOT NULL THEN
         RAISE NOTICE 'pgbert: % already has an HNSW index on %: %', tbl, quote_ident(cfg.vector_column), idx;
     ELSE
         RAISE NOTICE 'pgbert: building an HNSW index on %.%', tbl, quote_ident(cfg.vector_column);
         EXECUTE format('CREATE INDEX ON %s USING hnsw (%I %s)', tbl, cfg.vector_column,
                        pgbert._operator_class(cfg.metric));
-        EXECUTE find INTO idx USING tbl, cfg.vector_column;
+        idx := pgbert._index_on(tbl, cfg.vector_column, 'hnsw');
     END IF;
     UPDATE pgbert.embedded_tables e SET index_name = idx WHERE e.relid = tbl;
-    IF cfg.lexical_column IS NOT NULL AND NOT EXISTS (
-           SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-             JOIN pg_catalog.pg_am am ON am.oid = ic.relam
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-            WHERE i.indrelid = tbl AND am.amname = 'gin' AND a.attname = cfg.lexical_column) THEN
+    IF cfg.lexical_column IS NOT NULL AND pgbert._index_on(tbl, cfg.lexical_column, 'gin') IS NULL THEN
         RAISE NOTICE 'pgbert: building a GIN index on %.%', tbl, quote_ident(cfg.lexical_column);
         EXECUTE format('CREATE INDEX ON %s USING gin (%I)', tbl, cfg.lexical_column);
     END IF;

@@ -36,6 +36,7 @@ GRANT EXECUTE ON FUNCTION
     pgbert._drop_triggers(regclass), pgbert._check_source(regclass, name),
     pgbert._ensure_vector_column(regclass, name, pgbert.models), pgbert._batch_key(regclass),
     pgbert._register(regclass, name, name, text, text), pgbert._build_index(regclass),
+    pgbert._index_on(regclass, name, name),
     pgbert._ensure_lexical_column(regclass, name, text), pgbert.lexemes(text, text), pgbert.query_lexemes(text, text),
     pgbert.text_language(text),
     pgbert._backfill_batch(regclass, integer), pgbert._backfill_lexemes_batch(regclass, integer),

@@ -1,6 +1,7 @@
 """Tokenize, run the ONNX encoder in length-sorted batches, pool, normalise."""
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import unicodedata
@@ -227,7 +228,9 @@ class Encoder:
         return l2_normalize(pooled) if self.bundle.normalize else pooled
 
 
+@functools.cache
 def default_threads() -> int:
+    """The CPUs this process may use (PGBERT_THREADS overrides), read once per process."""
     env = os.environ.get("PGBERT_THREADS")
     if env:
         return max(1, int(env))

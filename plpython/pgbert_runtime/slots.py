@@ -25,11 +25,18 @@ class ModelSlots:
         self.folder = folder  # None: <the data directory>/pgbert_slots, found at first use
         self.fds: dict[int, int] = {}
         self.waited_seconds = 0.0
+        self._in_server: bool | None = None
 
-    @staticmethod
-    def in_server() -> bool:
-        """A PostgreSQL backend runs in its data directory; elsewhere (tests, tools) there is no budget."""
-        return os.path.exists("PG_VERSION")
+    def gate(self, budget: int, threads: int, check=None):
+        """What Encoder.encode's gate wants: a context-manager factory holding one of budget // threads
+        slots, or None outside a server. A PostgreSQL backend runs in its data directory (looked at once
+        per process); elsewhere (tests, tools) there is no budget."""
+        if self._in_server is None:
+            self._in_server = os.path.exists("PG_VERSION")
+        if not self._in_server:
+            return None
+        n = max(1, budget // threads)
+        return lambda: self.hold(n, check)
 
     def _fd(self, i: int) -> int:
         if i not in self.fds:

@@ -140,9 +140,7 @@ def _embed(plpy, texts, kind: str, active: tuple[Encoder, dict] | None = None):
     _check_input_size(plpy, texts, settings)
     started = time.perf_counter()
     check = interrupt_check(plpy)
-    budget = int(settings.get("thread_budget") or 0) or default_threads()
-    n_slots = max(1, budget // encoder.threads)
-    gate = (lambda: slots.hold(n_slots, check)) if slots.in_server() else None
+    gate = slots.gate(int(settings.get("thread_budget") or 0) or default_threads(), encoder.threads, check)
     vectors = embed_texts(encoder, texts, check=check, kind=kind, gate=gate)
     stats["calls"] += 1
     stats["texts"] += sum(v is not None for v in vectors)

@@ -6,16 +6,12 @@ import numpy as np
 import psycopg
 import pytest
 
-from helpers import CLUSTER
+from helpers import CLUSTER, model_calls
 from pgbert.corpus import load_packages
 
 pytestmark = pytest.mark.slow  # real weights / long runs: `make test`, not `make check`
 
 ROWS, QUERIES = 5000, 200
-
-
-def model_calls(conn) -> int:
-    return int(dict(conn.execute("SELECT * FROM pgbert.status()").fetchall())["model_calls"])
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import shutil
 import psycopg
 import pytest
 
-from helpers import TEST_BUNDLES, tiny_bundle_path
+from helpers import TEST_BUNDLES, status, tiny_bundle_path
 
 
 def alive(conn):
@@ -185,10 +185,6 @@ def own_bundle(conn, tiny_bundle):
     yield path
     shutil.rmtree(path, ignore_errors=True)
     shutil.rmtree(path + ".saved", ignore_errors=True)
-
-
-def status(conn) -> dict:
-    return dict(conn.execute("SELECT * FROM pgbert.status()").fetchall())
 
 
 def assert_inserts_fail(conn, match):

@@ -19,11 +19,9 @@ FROZEN = {
     "0001_runtime.py": "96d155f0fb1b08c7365585fb18c32953a445efac9fbc1e991ac2b8a1401b8187",
     "0002_embedded_tables.py": "bd84ed4b5055246b600475b28a07e3ce63c5aac42013e045d449d2992e037429",
     "0003_roles.py": "f03308c2cf4463d567694e3fb78353e68192a47c1ca05dacb02bd87cb7aab8fd",
-    "0005_lexical_search.py": "04193143ae6d8dfe0c92433ab3456c22e8475495a3cb60f10f37e387e55e95f6",
-    "0006_vector_cache.py": "df221b8eda37c3960e7bd504670ba66cd6cbe2f60276b99535794e493d6e006e",
-    "0007_memory_guard.py": "09ac77adbc402bf7f6eb45f9ed2e13dfd9b6b05da4d977c92bc77f8bd6a67a16",
-    "0008_thread_budget.py": "4594dca7d45f7f3183a451464fc7f1e4b0fe487c86e32763a74135f6c7ebd56e",
     "0004_trust_round_2.py": "717559672c1a7304d7828fc4f7fef7ab271829d77d398a0e775d1c0fcccb65fc",
+    "0005_lexical_search.py": "04193143ae6d8dfe0c92433ab3456c22e8475495a3cb60f10f37e387e55e95f6",
+    "0006_runtime_settings.py": "0908638336ea54891540d3617e485f417c015251da6e6d9339b718ecf1df213e",
 }
 
 ROUTINE = re.compile(r"^CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE) ([\w.]+)\((.*?)^AS (\$\w*\$).*?\3", re.M | re.S)

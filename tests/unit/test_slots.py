@@ -16,11 +16,17 @@ def hold_for(folder, seconds, ready):
         time.sleep(seconds)
 
 
-def test_one_slot_serialises_holders_across_processes(tmp_path):
+def holder(folder, seconds) -> multiprocessing.Process:
+    """Another process, holding one slot of folder for seconds (started, and holding, on return)."""
     ready = multiprocessing.Event()
-    other = multiprocessing.Process(target=hold_for, args=(str(tmp_path), 0.5, ready))
+    other = multiprocessing.Process(target=hold_for, args=(str(folder), seconds, ready))
     other.start()
     assert ready.wait(10)
+    return other
+
+
+def test_one_slot_serialises_holders_across_processes(tmp_path):
+    other = holder(tmp_path, 0.5)
     slots = ModelSlots(str(tmp_path))
     started = time.perf_counter()
     with slots.hold(1):
@@ -30,10 +36,7 @@ def test_one_slot_serialises_holders_across_processes(tmp_path):
 
 
 def test_two_slots_let_two_holders_run_together(tmp_path):
-    ready = multiprocessing.Event()
-    other = multiprocessing.Process(target=hold_for, args=(str(tmp_path), 1.0, ready))
-    other.start()
-    assert ready.wait(10)
+    other = holder(tmp_path, 1.0)
     slots = ModelSlots(str(tmp_path))
     with slots.hold(2):
         assert slots.waited_seconds == 0
@@ -41,10 +44,7 @@ def test_two_slots_let_two_holders_run_together(tmp_path):
 
 
 def test_a_waiter_is_cancelled_and_a_dead_holders_slot_comes_back(tmp_path):
-    ready = multiprocessing.Event()
-    other = multiprocessing.Process(target=hold_for, args=(str(tmp_path), 60, ready))
-    other.start()
-    assert ready.wait(10)
+    other = holder(tmp_path, 60)
     slots = ModelSlots(str(tmp_path))
 
     class Cancelled(Exception):
