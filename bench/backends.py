@@ -1,23 +1,34 @@
 """Many backends, one model: memory, first call and throughput as connections grow: bench/RESULTS-backends.md.
 
-  .venv/bin/python bench/backends.py [--url URL] [--seconds 10]
+  .venv/bin/python bench/backends.py [--url URL] [--seconds 8]
 
-For 1, 2, 4 and 8 connections that each called embed(): the total PSS of their backends (from
-/proc/<pid>/smaps_rollup: shared pages count once, split among sharers), the first embed() in each new
-connection, and the aggregate throughput of as many clients calling embed_batch() at once. Default engine;
-the header names the CPU and the flags every engine choice depends on.
+Two configurations side by side in one run, on the default engine: every backend loading its own copy of the
+model (shared_weights = off: what pgbert did before) and backends mapping the model prepared once per server
+(shared_weights = on). For 1, 2, 4 and 8 connections that each called embed(): the total PSS of their
+backends (from /proc/<pid>/smaps_rollup: shared pages count once, split among sharers), the first embed() in
+each new connection, and the aggregate throughput of as many clients calling embed_batch() at once; then one
+backend's throughput on short and on long texts, and the cosine between the two configurations' vectors.
+On the local cluster (no --url) it also restarts the server and times the first backend's first call.
+The header names the CPU and the flags every engine choice depends on.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import threading
 import time
+
+import numpy as np
 
 from _common import connect, cpu_summary  # noqa: E402  (puts cli/ on sys.path)
 from pgbert.cluster import Cluster  # noqa: E402
 
-TEXTS = ["Debian package descriptions make a fine corpus for semantic search inside PostgreSQL " * 3] * 32
+SHORT = ["Debian package descriptions make a fine corpus for semantic search inside PostgreSQL " * 3] * 32
+LONG = [" ".join(f"Package {i} installs a library, its documentation and the tools that manage its "
+                 f"configuration files on a Debian system." for i in range(24))] * 8  # past the 384-token window
+PROBES = ["a short query", "自然言語処理のためのライブラリ", SHORT[0], LONG[0]]
 
 
 def pss_mb(pid: int) -> float:
@@ -28,15 +39,15 @@ def pss_mb(pid: int) -> float:
     return float("nan")
 
 
-def throughput(conns, seconds: float) -> float:
-    """Texts/s of all connections calling embed_batch() at once."""
+def throughput(conns, seconds: float, texts: list[str]) -> float:
+    """Texts/s of all connections calling embed_batch(texts) at once."""
     done, stop = [0] * len(conns), time.perf_counter() + seconds
 
     def work(i, conn):
         cur = conn.cursor()
         while time.perf_counter() < stop:
-            cur.execute("SELECT cardinality(embed_batch(%s))", (TEXTS,))
-            done[i] += len(TEXTS)
+            cur.execute("SELECT cardinality(embed_batch(%s))", (texts,))
+            done[i] += len(texts)
 
     threads = [threading.Thread(target=work, args=(i, c)) for i, c in enumerate(conns)]
     started = time.perf_counter()
@@ -47,34 +58,102 @@ def throughput(conns, seconds: float) -> float:
     return sum(done) / (time.perf_counter() - started)
 
 
+def first_call(url: str):
+    """A new connection and the seconds its first embed() took."""
+    conn = connect(url)
+    started = time.perf_counter()
+    conn.cursor().execute("SELECT embed('first call')")
+    return conn, time.perf_counter() - started
+
+
+def vectors(conn) -> list[np.ndarray]:
+    cur = conn.cursor()
+    cur.execute("SELECT embed(t)::text FROM unnest(%s::text[]) t", (PROBES,))
+    return [np.array(json.loads(v)) for (v,) in cur.fetchall()]
+
+
+def weights(conn) -> str:
+    cur = conn.cursor()
+    cur.execute("SELECT value FROM pgbert.status() WHERE setting = 'weights'")
+    row = cur.fetchone()
+    return row[0] if row else "unknown"
+
+
+def measure(url: str, seconds: float, lines: list[str]) -> dict:
+    conns, firsts, base = [], [], None
+    for n in (1, 2, 4, 8):
+        while len(conns) < n:
+            conn, took = first_call(url)
+            conns.append(conn)
+            firsts.append(took)
+        rate = throughput(conns, seconds, SHORT)
+        base = base or rate
+        total = sum(pss_mb(c.get_backend_pid()) for c in conns)
+        lines.append(f"| {n} | {total:.0f} | {total / n:.0f} | {firsts[-1]:.2f} | {rate:.1f} | {rate / base:.2f}× |")
+        print(lines[-1], flush=True)
+    result = {"weights": weights(conns[0]), "first_others": statistics.median(firsts[1:]),
+              "short": throughput(conns[:1], seconds, SHORT), "long": throughput(conns[:1], seconds, LONG),
+              "vectors": vectors(conns[0]), "pss8": total}
+    for c in conns:
+        c.close()
+    return result
+
+
+def set_shared(url: str, value: str) -> None:
+    admin = connect(url)
+    admin.cursor().execute("UPDATE pgbert.settings SET value = %s WHERE name = 'shared_weights'", (value,))
+    admin.close()
+
+
+def first_after_restart(url: str) -> float:
+    cluster = Cluster()
+    cluster.stop(echo=lambda *_: None)
+    cluster.start(echo=lambda *_: None)
+    conn, took = first_call(url)
+    conn.close()
+    return took
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url")
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                          "RESULTS-backends.md"))
     args = parser.parse_args()
     url = args.url or Cluster().url()
-    conns, firsts = [], []
     lines = ["# Backends: memory, first call, throughput", "", cpu_summary(), "",
+             f"Default engine, all backends of one server; `bench/backends.py --seconds {args.seconds:g}`, both "
+             "configurations one after the other in one run. \"texts/s\" is the aggregate of as many clients "
+             f"calling embed_batch() ({len(SHORT)} texts of about 45 tokens) at once.", "",
              "| backends | total PSS MB | PSS per backend MB | first embed() s (newest) | texts/s, all at once | × 1 |",
              "|---|---|---|---|---|---|"]
-    base = None
-    for n in (1, 2, 4, 8):
-        while len(conns) < n:
-            conn = connect(url)
-            started = time.perf_counter()
-            conn.cursor().execute("SELECT embed('first call')")
-            firsts.append(time.perf_counter() - started)
-            conns.append(conn)
-        pids = [c.get_backend_pid() for c in conns]
-        rate = throughput(conns, args.seconds)
-        base = base or rate
-        total = sum(pss_mb(p) for p in pids)
-        lines.append(f"| {n} | {total:.0f} | {total / n:.0f} | {firsts[-1]:.2f} | {rate:.1f} | {rate / base:.2f}× |")
-        print(lines[-1], flush=True)
-    for c in conns:
-        c.close()
+    results = {}
+    try:
+        for label, value in (("private copies (shared_weights = off: before)", "off"),
+                             ("shared weights (shared_weights = on: after)", "on")):
+            set_shared(url, value)
+            lines.append(f"| **{label}** | | | | | |")
+            results[value] = measure(url, args.seconds, lines)
+            if not args.url:
+                results[value]["restart"] = first_after_restart(url)
+    finally:
+        set_shared(url, "on")
+    off, on = results["off"], results["on"]
+    cosine = min(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+                 for a, b in zip(off["vectors"], on["vectors"], strict=True))
+    lines += ["", "| one backend | private copies | shared weights | shared / private |", "|---|---|---|---|"]
+    rows = [("first embed() in a new connection, model in use elsewhere (median, s)", "first_others"),
+            ("first embed() of the first backend after a restart (s)", "restart"),
+            (f"texts/s, short texts ({len(SHORT)} × ~45 tokens)", "short"),
+            (f"texts/s, long texts ({len(LONG)} × 384 tokens, the window)", "long"),
+            ("total PSS of 8 backends (MB)", "pss8")]
+    for title, key in rows:
+        if key in off and key in on:
+            lines.append(f"| {title} | {off[key]:.2f} | {on[key]:.2f} | {on[key] / off[key]:.2f}× |")
+    lines += ["", f"Vectors: minimum cosine between the two configurations over {len(PROBES)} texts: {cosine:.7f}.",
+              "", f"Weights, shared configuration: {on['weights']}."]
+    print("\n".join(lines[-9:]))
     with open(args.output, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -129,9 +129,11 @@ class Encoder:
     """One loaded model: a tokenizer and an inference engine. Not thread-safe (one per backend)."""
 
     def __init__(self, bundle: Bundle, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 batch_tokens: int = DEFAULT_BATCH_TOKENS, engine: str | None = None, runner=None):
+                 batch_tokens: int = DEFAULT_BATCH_TOKENS, engine: str | None = None, runner=None,
+                 shared_weights: bool = True):
         """engine: a name for engines.choose(); runner: an engine object already built (the export uses
-        one to measure a precision before the manifest accepts it)."""
+        one to measure a precision before the manifest accepts it); shared_weights: map the model prepared
+        once per server (prepared.py) rather than load a private copy, where the engine can."""
         # Imported here so that `import pgbert_runtime` stays cheap for callers that only read manifests.
         from tokenizers import Tokenizer
 
@@ -148,7 +150,10 @@ class Encoder:
         self.tokenizer.enable_truncation(max_length=bundle.max_tokens)
         self.tokenizer.no_padding()  # we pad per batch, after sorting by length
         self.bounded = BoundedTokenizer(self.tokenizer, bundle.max_tokens)
-        self.engine = engines.check(runner, bundle) if runner else engines.load(bundle, self.threads, engine)
+        if runner:
+            self.engine = engines.check(runner, bundle)
+        else:
+            self.engine = engines.load(bundle, self.threads, engine, shared_weights)
         self.pad_id = self._pad_id()
         self.pool = POOLERS[bundle.pooling]
         self.calls = 0  # model invocations, for tests and statistics
@@ -261,17 +266,17 @@ def _bundle_key(path: str) -> tuple:
 
 def get_encoder(path: str, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                 batch_tokens: int = DEFAULT_BATCH_TOKENS, engine: str | None = None,
-                before_load=None) -> Encoder:
+                before_load=None, shared_weights: bool = True) -> Encoder:
     """The cached Encoder for a bundle directory, loaded on first use (once per process).
     before_load(path): called only when the bundle is about to be loaded (the memory guard)."""
-    key = _bundle_key(path) + (threads, batch_size, batch_tokens, engine)
+    key = _bundle_key(path) + (threads, batch_size, batch_tokens, engine, shared_weights)
     with _lock:
         encoder = _cache.get(key)
         if encoder is None:
             if before_load is not None:
                 before_load(path)
             encoder = Encoder(load_bundle(path), threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
-                              engine=engine)
+                              engine=engine, shared_weights=shared_weights)
             _cache.clear()  # one model per backend: drop the old one's memory
             _cache[key] = encoder
         return encoder

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from . import prepared
 from .bundle import Bundle, BundleError
 
 MIN_COSINE = 0.999
@@ -68,19 +69,31 @@ class OnnxRuntimeEngine:
     name = "onnxruntime-fp32"
     reason = "built by the caller"  # load() records why it chose this engine
 
-    def __init__(self, bundle: Bundle, threads: int):
+    def __init__(self, bundle: Bundle, threads: int, cache_dir: str | None = None):
+        """cache_dir: where the prepared (shared) model lives; None loads a private copy, as the export does."""
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        # ORT's default thread count was erratic on a busy machine: set it explicitly.
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(bundle.onnx_path, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise BundleError(f"model bundle {bundle.path}: ONNX Runtime cannot load model.onnx ({exc}); "
-                              f"re-export it with `pgbert export {bundle.model_id}`") from None
+        self.session = None
+        if cache_dir is None:
+            self.weights = "private copy (no cache folder: not inside a PostgreSQL server)"
+        else:
+            folder = prepared.folder_for(cache_dir, ort.__version__)
+            try:
+                self.session = prepared.open_shared(ort, bundle.onnx_path, folder, threads)
+                self.weights = f"shared, memory-mapped from {folder}"
+            except prepared.Unshared as exc:
+                self.weights = f"private copy: {exc}"
+        if self.session is None:
+            options = ort.SessionOptions()
+            # ORT's default thread count was erratic on a busy machine: set it explicitly.
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            try:
+                self.session = ort.InferenceSession(bundle.onnx_path, options, providers=["CPUExecutionProvider"])
+            except Exception as exc:
+                raise BundleError(f"model bundle {bundle.path}: ONNX Runtime cannot load model.onnx ({exc}); "
+                                  f"re-export it with `pgbert export {bundle.model_id}`") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.width = self.session.get_outputs()[0].shape[-1]
 
@@ -105,6 +118,9 @@ class OpenVinoEngine:
         self.request = self.compiled.create_infer_request()
         self.input_names = [i.get_any_name() for i in self.compiled.inputs]
         self.output = self.compiled.outputs[0]
+        # Not measured on a CPU with native bf16 (none here): whether OpenVINO's CPU plugin shares the
+        # cached blob's weights between processes or copies them into each one.
+        self.weights = "per backend (OpenVINO compiled-model cache)" if cache_dir else "private copy"
         shape = self.output.get_partial_shape()[-1]
         self.width = shape.get_length() if shape.is_static else None
 
@@ -113,9 +129,10 @@ class OpenVinoEngine:
 
 
 def private_cache_dir(bundle: Bundle) -> str | None:
-    """A compiled-model cache only the server's user can write: inside the data directory, which is a
-    backend's working directory. Nothing a database user sets can point it elsewhere. One folder per
-    model file (named by its sha256), so an operator can see what is stale; any of it may be deleted."""
+    """A model cache only the server's user can write (OpenVINO's compiled model, ONNX Runtime's prepared
+    one): inside the data directory, which is a backend's working directory. Nothing a database user sets
+    can point it elsewhere. One folder per model file (named by its sha256), so an operator can see what is
+    stale; any of it may be deleted (backends that mapped a deleted file keep their pages)."""
     base = os.getcwd()
     if not os.path.exists(os.path.join(base, "PG_VERSION")):
         return None  # not inside a PostgreSQL backend: no cache
@@ -131,12 +148,24 @@ def private_cache_dir(bundle: Bundle) -> str | None:
     return path
 
 
-def load(bundle: Bundle, threads: int, wanted: str | None):
+def shared_weights_ready(bundle: Bundle) -> bool:
+    """True when a load here maps the prepared model (for the memory guard: it then needs little memory)."""
+    cache = private_cache_dir(bundle)
+    if cache is None:
+        return False
+    import onnxruntime
+
+    return prepared.ready(prepared.folder_for(cache, onnxruntime.__version__))
+
+
+def load(bundle: Bundle, threads: int, wanted: str | None, shared_weights: bool = True):
     engine, reason = choose(bundle, wanted)
     if engine == "openvino-bf16":
         runner = OpenVinoEngine(bundle, threads, private_cache_dir(bundle))
     else:
-        runner = OnnxRuntimeEngine(bundle, threads)
+        runner = OnnxRuntimeEngine(bundle, threads, private_cache_dir(bundle) if shared_weights else None)
+        if not shared_weights:
+            runner.weights = "private copy (shared_weights is off in pgbert.settings)"
     runner.reason = reason
     return check(runner, bundle)
 

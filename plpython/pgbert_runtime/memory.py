@@ -3,14 +3,17 @@ kernel's OOM killer take a backend (after which PostgreSQL restarts every connec
 
 Loading all-mpnet-base-v2 (436 MB of weights) took a backend 823 MB of private memory: about 1.9x the
 ONNX file, so a load is taken to need LOAD_FACTOR x the model file, plus the reserve the memory_reserve_mb
-setting keeps free for everything else. What is available is the smaller of MemAvailable and, inside a
-cgroup with a memory limit, that limit minus the cgroup's current use.
+setting keeps free for everything else. A backend that maps the prepared, shared model (prepared.py) needs
+SHARED_LOAD_FACTOR x the file: the weights are page cache, counted in MemAvailable, not a private copy.
+What is available is the smaller of MemAvailable and, inside a cgroup with a memory limit, that limit minus
+the cgroup's current use.
 """
 from __future__ import annotations
 
 import os
 
 LOAD_FACTOR = 2.0
+SHARED_LOAD_FACTOR = 0.5
 DEFAULT_RESERVE_MB = 256
 
 
@@ -50,13 +53,15 @@ def available_bytes(proc: str = "/proc", cgroup_root: str = "/sys/fs/cgroup") ->
     return min(found) if found else None
 
 
-def check_can_load(model_bytes: int, reserve_mb: int | None, available: int | None = None) -> None:
-    """Raise NotEnoughMemory when loading a model file of model_bytes would leave less than the reserve."""
+def check_can_load(model_bytes: int, reserve_mb: int | None, available: int | None = None,
+                   shared: bool = False) -> None:
+    """Raise NotEnoughMemory when loading a model file of model_bytes would leave less than the reserve
+    (shared: the load maps the prepared model instead of copying the weights)."""
     available = available_bytes() if available is None else available
     if available is None:
         return  # nothing to measure with (not Linux): load as before
     reserve = (DEFAULT_RESERVE_MB if reserve_mb is None else reserve_mb) * 1024 * 1024
-    need = int(model_bytes * LOAD_FACTOR)
+    need = int(model_bytes * (SHARED_LOAD_FACTOR if shared else LOAD_FACTOR))
     if available - need < reserve:
         raise NotEnoughMemory(
             f"not enough memory to load the model here: it needs about {need // 2**20} MB and "

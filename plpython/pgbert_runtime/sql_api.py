@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import time
 
-from . import lexical, memory
-from .bundle import KINDS, BundleError
+from . import engines, lexical, memory
+from .bundle import KINDS, BundleError, load_bundle
 from .cache import VectorCache
 from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, default_threads, embed_texts, get_encoder
 from .slots import ModelSlots
@@ -26,7 +26,8 @@ SELECT (SELECT value FROM pgbert.settings WHERE name = 'threads') AS threads,
        (SELECT value FROM pgbert.settings WHERE name = 'max_input_chars') AS max_input_chars,
        (SELECT value FROM pgbert.settings WHERE name = 'embed_cache_mb') AS embed_cache_mb,
        (SELECT value FROM pgbert.settings WHERE name = 'memory_reserve_mb') AS memory_reserve_mb,
-       (SELECT value FROM pgbert.settings WHERE name = 'thread_budget') AS thread_budget
+       (SELECT value FROM pgbert.settings WHERE name = 'thread_budget') AS thread_budget,
+       (SELECT value FROM pgbert.settings WHERE name = 'shared_weights') AS shared_weights
 """
 ACTIVE_MODEL_SQL = f"""
 SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files, s.*
@@ -85,19 +86,21 @@ def _encoder_for(bundle_path: str, settings: dict) -> Encoder:
     """The cached encoder for a bundle under the runtime settings (a row of SETTINGS_SQL); a load first
     passes the memory guard."""
     reserve = settings.get("memory_reserve_mb")
+    shared_weights = (settings.get("shared_weights") or "on").strip().lower() not in ("off", "false", "no", "0")
 
     def guard(path: str) -> None:
         try:
             size = os.path.getsize(os.path.join(path, "model.onnx"))
-        except OSError:
-            return  # a missing file: the load itself reports it
-        memory.check_can_load(size, int(reserve) if reserve not in (None, "") else None)
+            shared = shared_weights and engines.shared_weights_ready(load_bundle(path))
+        except (OSError, BundleError):
+            return  # a missing or damaged file: the load itself reports it
+        memory.check_can_load(size, int(reserve) if reserve not in (None, "") else None, shared=shared)
 
     return get_encoder(bundle_path,
                        threads=int(settings["threads"]) if settings["threads"] else None,
                        batch_size=int(settings["batch_size"] or DEFAULT_BATCH_SIZE),
                        batch_tokens=int(settings["batch_tokens"] or DEFAULT_BATCH_TOKENS),
-                       engine=settings["engine"], before_load=guard)
+                       engine=settings["engine"], before_load=guard, shared_weights=shared_weights)
 
 
 _files_cache: tuple[str, dict] | None = None
@@ -246,6 +249,7 @@ def runtime_info(plpy) -> dict:
         "batch_tokens": encoder.batch_tokens,
         "engine": encoder.engine.name,
         "engine_reason": encoder.engine.reason,
+        "weights": encoder.engine.weights,
         "onnxruntime": onnxruntime.__version__,
         "tokenizers": tokenizers.__version__,
         "model_calls": encoder.calls,
