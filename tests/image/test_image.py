@@ -101,10 +101,13 @@ def volume(image):
 
 
 def free_port() -> int:
-    """A port nothing listens on (never the dev cluster's 54329 nor 5432): the containers use the host's network."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, never 5432 nor the dev cluster's 54329: the containers use the host's network."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in (5432, 54329):
+            return port
 
 
 def connect(port, password=PASSWORD):
@@ -164,7 +167,7 @@ def test_image_carries_no_build_tools(image):
         dpkg-query -W -f '${binary:Package} ${db:Status-Status}\n' | grep -E "^($build_packages)(:\w+)? .*installed$"
         /opt/pgbert/runtime/bin/python -c 'import torch' 2>/dev/null && echo torch
         ls -d /tmp/pgbert-build /opt/pgbert/src/build /root/.cache /usr/include/postgresql \
-            /var/lib/apt/lists/*_Packages 2>/dev/null
+            /var/cache/apt/archives/*.deb /var/lib/apt/lists/*_Packages 2>/dev/null
         true"""
     found = subprocess.run([*RUN, "--rm", image, "bash", "-c", script], capture_output=True, text=True)
     assert found.returncode == 0, found.stderr
@@ -199,6 +202,11 @@ def test_container_serves_embeddings_keeps_its_data_and_stops_cleanly(image, vol
     with connect(port) as conn:
         assert conn.execute("SELECT count(*) FROM text_embeddings WHERE embedding IS NOT NULL").fetchone()[0] == 3
         assert conn.execute("SELECT text FROM search('weather', 1)").fetchone()[0] == TEXTS[2]
+    # the README's schema upgrade for a newer image on an old volume: idempotent on the same image
+    migrated = podman("exec", second, "pgbert-entrypoint", "migrate", check=False)
+    assert migrated.returncode == 0 and "pgbert: applied" in migrated.stdout + migrated.stderr, migrated.stderr
+    with connect(port) as conn:
+        assert conn.execute("SELECT count(*) FROM search('weather', 5)").fetchone()[0] == 3
     code, second_logs = stopped(second, "kill", "--signal", "TERM")  # SIGTERM reaches the postmaster (PID 1)
     assert code == 0, second_logs[-4000:]
     assert "initialising" not in second_logs and "holds a cluster already" in second_logs
