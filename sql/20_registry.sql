@@ -74,3 +74,44 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ('batch_write_' || tbl)::name $$;
 COMMENT ON FUNCTION pgbert._batch_writer_name(oid) IS
     'Internal: the name (in schema pgbert) of the batch write-back function of a table.';
+
+-- A chunked table's write-back function: the same rule as the batch writer's name.
+CREATE OR REPLACE FUNCTION pgbert._chunk_writer_name(tbl oid) RETURNS name
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ('chunk_write_' || tbl)::name $$;
+COMMENT ON FUNCTION pgbert._chunk_writer_name(oid) IS
+    'Internal: the name (in schema pgbert) of the chunk write-back function of a chunked table.';
+
+-- The key type's own equality operator, qualified: never one planted in a writable schema.
+CREATE OR REPLACE FUNCTION pgbert._key_equality(tbl regclass, key_column name) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    key_type oid := (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attname = key_column);
+    key_eq   text := (SELECT format('OPERATOR(%I.=)', n.nspname)
+                        FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+                       WHERE o.oprname = '=' AND o.oprleft = key_type AND o.oprright = key_type
+                       ORDER BY n.nspname <> 'pg_catalog' LIMIT 1);
+BEGIN
+    IF key_eq IS NULL THEN
+        RAISE EXCEPTION 'pgbert: the key column %.% has no equality operator', tbl, quote_ident(key_column)
+              USING ERRCODE = 'undefined_function', HINT = 'Use strategy => ''row''.';
+    END IF;
+    RETURN key_eq;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._key_equality(regclass, name) IS
+    'Internal: OPERATOR(schema.=) of a key column''s type, or an error when it has none.';
+
+-- Schema-qualified, quoted name of a table (for generated function bodies, which must not depend on the
+-- search_path of whoever runs them).
+CREATE OR REPLACE FUNCTION pgbert._qualified(tbl oid) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format('%I.%I', n.nspname, c.relname)
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl
+$$;
+COMMENT ON FUNCTION pgbert._qualified(oid) IS 'Internal: schema.table of a relation, both quoted.';

@@ -53,19 +53,7 @@ CREATE OR REPLACE FUNCTION pgbert._batch_writer_ddl(cfg pgbert.embedded_tables) 
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-DECLARE
-    key_type oid := (SELECT a.atttypid FROM pg_catalog.pg_attribute a
-                      WHERE a.attrelid = cfg.relid AND a.attname = cfg.key_column);
-    -- The key type's own equality operator, qualified: never one planted in a writable schema.
-    key_eq   text := (SELECT format('OPERATOR(%I.=)', n.nspname)
-                        FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
-                       WHERE o.oprname = '=' AND o.oprleft = key_type AND o.oprright = key_type
-                       ORDER BY n.nspname <> 'pg_catalog' LIMIT 1);
 BEGIN
-    IF key_eq IS NULL THEN
-        RAISE EXCEPTION 'pgbert: the key column %.% has no equality operator', cfg.relid, quote_ident(cfg.key_column)
-              USING ERRCODE = 'undefined_function', HINT = 'Use strategy => ''row''.';
-    END IF;
     RETURN replace(replace(replace(replace(replace(replace(replace($template$
 CREATE OR REPLACE FUNCTION pgbert.@writer@() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -99,13 +87,11 @@ $body$
 $template$,
         '@writer@', pgbert._batch_writer_name(cfg.relid)),
         '@relid@', cfg.relid::oid::text),
-        '@table@', format('%I.%I', (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
-                                     ON n.oid = c.relnamespace WHERE c.oid = cfg.relid),
-                          (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = cfg.relid))),
+        '@table@', pgbert._qualified(cfg.relid)),
         '@vector@', quote_ident(cfg.vector_column)),
         '@key@', quote_ident(cfg.key_column)),
         '@source@', quote_ident(cfg.source_column)),
-        '@key_eq@', key_eq);
+        '@key_eq@', pgbert._key_equality(cfg.relid, cfg.key_column));
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._batch_writer_ddl(pgbert.embedded_tables) IS
@@ -126,7 +112,8 @@ DECLARE
     owner    name := (SELECT pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c WHERE c.oid = tbl);
     existing regprocedure := to_regprocedure(format('pgbert.%I()', fn));
 BEGIN
-    SELECT * INTO cfg FROM pgbert.embedded_tables e WHERE e.relid = tbl AND e.strategy = 'batch';
+    SELECT * INTO cfg FROM pgbert.embedded_tables e
+     WHERE e.relid = tbl AND e.strategy = 'batch' AND e.chunk_tokens IS NULL;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'pgbert: % is not registered for batch embedding', tbl
               USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -153,7 +140,9 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pgbert.embedded_tables e WHERE e.relid = tbl AND e.strategy = 'batch') THEN
-        EXECUTE format('DROP FUNCTION IF EXISTS pgbert.%I()', pgbert._batch_writer_name(tbl));
+        IF to_regprocedure(format('pgbert.%I()', pgbert._batch_writer_name(tbl))) IS NOT NULL THEN  -- no NOTICE when none
+            EXECUTE format('DROP FUNCTION pgbert.%I()', pgbert._batch_writer_name(tbl));
+        END IF;
     END IF;
 END
 $fn$;
@@ -169,6 +158,10 @@ DECLARE
     cfg     pgbert.embedded_tables := pgbert._embedding_config(tbl);
     lexical text;
 BEGIN
+    IF cfg.chunk_tokens IS NOT NULL THEN
+        PERFORM pgbert._install_chunk_triggers(tbl);  -- chunked: statement triggers only (35_chunks.sql)
+        RETURN;
+    END IF;
     IF cfg.strategy = 'batch' THEN
         EXECUTE format('CREATE TRIGGER pgbert_batch_start BEFORE INSERT ON %s FOR EACH STATEMENT '
                        'EXECUTE FUNCTION pgbert.batch_start()', tbl);

@@ -65,43 +65,10 @@ $$;
 COMMENT ON FUNCTION pgbert._batch_key(regclass) IS
     'Internal: the single-column unique not-null key of a table (its primary key first), or NULL.';
 
--- The lexical side: checks the config ('japanese', 'auto' or a PostgreSQL text search configuration: one
--- analysis proves it works here) and adds the tsvector column <source>_lexemes when it is missing.
-CREATE OR REPLACE FUNCTION pgbert._ensure_lexical_column(tbl regclass, source_column name, config text)
-RETURNS name
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    col      name := (source_column || '_lexemes')::name;
-    col_type regtype := (SELECT a.atttypid FROM pg_catalog.pg_attribute a
-                          WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped);
-BEGIN
-    IF lower(config) NOT IN ('japanese', 'auto') THEN
-        BEGIN
-            PERFORM config::regconfig;
-        EXCEPTION WHEN undefined_object OR invalid_name OR syntax_error THEN
-            RAISE EXCEPTION 'pgbert: lexical must be ''japanese'', ''auto'' or a text search configuration, not %',
-                  quote_literal(config) USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'SELECT cfgname FROM pg_ts_config; lists the configurations (english, simple, ...).';
-        END;
-    END IF;
-    PERFORM pgbert.lexemes('テスト test', config);  -- a missing analyzer fails here, not on the first INSERT
-    IF col_type IS NULL THEN
-        EXECUTE format('ALTER TABLE %s ADD COLUMN %I tsvector', tbl, col);
-    ELSIF col_type <> 'pg_catalog.tsvector'::regtype THEN
-        RAISE EXCEPTION 'pgbert: column %.% is %, not tsvector', tbl, quote_ident(col), col_type
-              USING ERRCODE = 'datatype_mismatch';
-    END IF;
-    RETURN col;
-END
-$fn$;
-COMMENT ON FUNCTION pgbert._ensure_lexical_column(regclass, name, text) IS
-    'Internal: checks a lexical config and adds the tsvector column <source>_lexemes if missing.';
-
--- Checks everything, adds the vector (and tsvector) column if missing and writes the registry row.
+-- Checks everything, adds the vector (and tsvector) column if missing, or the chunk table of a chunked
+-- table, and writes the registry row.
 CREATE OR REPLACE FUNCTION pgbert._register(tbl regclass, source_column name, vector_column name, strategy text,
-                                            lexical text)
+                                            lexical text, chunk_tokens integer, overlap_tokens integer)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -110,6 +77,7 @@ DECLARE
     model   pgbert.models;
     key_col name := pgbert._batch_key(tbl);
     owner   oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
+    chunks  oid;
 BEGIN
     PERFORM pgbert._check_source(tbl, source_column);
     PERFORM pgbert._require_owner(tbl, 'enable');
@@ -126,27 +94,39 @@ BEGIN
         RAISE EXCEPTION 'pgbert: embedding is already enabled on %', tbl
               USING ERRCODE = 'duplicate_object', HINT = 'CALL pgbert.disable_embedding(...) first to change it.';
     END IF;
-    PERFORM pgbert._ensure_vector_column(tbl, vector_column, model);
-    IF strategy = 'batch' AND key_col IS NULL THEN
-        RAISE NOTICE 'pgbert: % has no single-column primary key: embedding row by row', tbl;
-        strategy := 'row';
+    IF chunk_tokens IS NOT NULL THEN
+        chunks := pgbert._register_chunks(tbl, model, key_col, source_column, vector_column, lexical,
+                                          chunk_tokens, overlap_tokens);
+        strategy := 'batch';  -- chunks are always written after the statement, in batched model calls
+    ELSE
+        vector_column := coalesce(vector_column, (source_column || '_embedding')::name);
+        PERFORM pgbert._ensure_vector_column(tbl, vector_column, model);
+        IF strategy = 'batch' AND key_col IS NULL THEN
+            RAISE NOTICE 'pgbert: % has no single-column primary key: embedding row by row', tbl;
+            strategy := 'row';
+        END IF;
     END IF;
-    -- The batch write-back runs as the table's owner, who must therefore be allowed to embed.
+    -- The write-back runs as the table's owner, who must therefore be allowed to embed.
     IF strategy = 'batch' AND NOT has_function_privilege(owner, 'public.embed_batch(text[])', 'EXECUTE') THEN
         RAISE EXCEPTION 'pgbert: the owner of % (%) may not embed', tbl, owner::regrole
               USING ERRCODE = 'insufficient_privilege', HINT = format('GRANT pgbert_user TO %I;', pg_get_userbyid(owner));
     END IF;
     INSERT INTO pgbert.embedded_tables (relid, source_column, vector_column, key_column, strategy, metric,
-                                        dimension, model_name, lexical_config, lexical_column)
-    VALUES (tbl, source_column, vector_column, key_col, strategy,
+                                        dimension, model_name, lexical_config, lexical_column, chunk_tokens,
+                                        overlap_tokens, chunk_relid)
+    VALUES (tbl, source_column, coalesce(vector_column, 'embedding'), key_col, strategy,
             CASE WHEN model.normalize THEN 'cosine' ELSE 'l2' END, model.dimension, model.name, lexical,
-            CASE WHEN lexical IS NOT NULL THEN pgbert._ensure_lexical_column(tbl, source_column, lexical) END);
-    RAISE NOTICE 'pgbert: % embeds %.% into % (model %, % strategy)', tbl, tbl, quote_ident(source_column),
-          quote_ident(vector_column), model.name, strategy;
+            CASE WHEN lexical IS NULL THEN NULL WHEN chunks IS NOT NULL THEN 'lexemes'
+                 ELSE pgbert._ensure_lexical_column(tbl, source_column, lexical) END,
+            chunk_tokens, CASE WHEN chunks IS NOT NULL THEN overlap_tokens END, chunks);
+    IF chunks IS NULL THEN  -- (_register_chunks says what it did)
+        RAISE NOTICE 'pgbert: % embeds %.% into % (model %, % strategy)', tbl, tbl, quote_ident(source_column),
+              quote_ident(vector_column), model.name, strategy;
+    END IF;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._register(regclass, name, name, text, text) IS
-    'Internal: checks enable_embedding''s arguments, adds the vector column if missing, writes the registry row.';
+COMMENT ON FUNCTION pgbert._register(regclass, name, name, text, text, integer, integer) IS
+    'Internal: checks enable_embedding''s arguments, adds the vector column (or the chunk table) if missing, writes the registry row.';
 
 -- The newest index of an access method ('hnsw', 'gin') on one column of a table, or NULL.
 CREATE OR REPLACE FUNCTION pgbert._index_on(tbl regclass, col name, method name) RETURNS name
@@ -170,21 +150,22 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
-    idx name := pgbert._index_on(tbl, cfg.vector_column, 'hnsw');
+    cfg     pgbert.embedded_tables := pgbert._embedding_config(tbl);
+    vectors regclass := coalesce(cfg.chunk_relid, cfg.relid);  -- where the vectors are: the chunks of a chunked table
+    idx     name := pgbert._index_on(vectors, cfg.vector_column, 'hnsw');
 BEGIN
     IF idx IS NOT NULL THEN
-        RAISE NOTICE 'pgbert: % already has an HNSW index on %: %', tbl, quote_ident(cfg.vector_column), idx;
+        RAISE NOTICE 'pgbert: % already has an HNSW index on %: %', vectors, quote_ident(cfg.vector_column), idx;
     ELSE
-        RAISE NOTICE 'pgbert: building an HNSW index on %.%', tbl, quote_ident(cfg.vector_column);
-        EXECUTE format('CREATE INDEX ON %s USING hnsw (%I %s)', tbl, cfg.vector_column,
+        RAISE NOTICE 'pgbert: building an HNSW index on %.%', vectors, quote_ident(cfg.vector_column);
+        EXECUTE format('CREATE INDEX ON %s USING hnsw (%I %s)', vectors, cfg.vector_column,
                        pgbert._operator_class(cfg.metric));
-        idx := pgbert._index_on(tbl, cfg.vector_column, 'hnsw');
+        idx := pgbert._index_on(vectors, cfg.vector_column, 'hnsw');
     END IF;
     UPDATE pgbert.embedded_tables e SET index_name = idx WHERE e.relid = tbl;
-    IF cfg.lexical_column IS NOT NULL AND pgbert._index_on(tbl, cfg.lexical_column, 'gin') IS NULL THEN
-        RAISE NOTICE 'pgbert: building a GIN index on %.%', tbl, quote_ident(cfg.lexical_column);
-        EXECUTE format('CREATE INDEX ON %s USING gin (%I)', tbl, cfg.lexical_column);
+    IF cfg.lexical_column IS NOT NULL AND pgbert._index_on(vectors, cfg.lexical_column, 'gin') IS NULL THEN
+        RAISE NOTICE 'pgbert: building a GIN index on %.%', vectors, quote_ident(cfg.lexical_column);
+        EXECUTE format('CREATE INDEX ON %s USING gin (%I)', vectors, cfg.lexical_column);
     END IF;
     RETURN idx;
 END
@@ -202,15 +183,17 @@ CREATE OR REPLACE PROCEDURE pgbert.enable_embedding(
     build_index   boolean DEFAULT true,
     backfill      boolean DEFAULT true,
     batch_size    integer DEFAULT 500,
-    lexical       text DEFAULT NULL)
+    lexical       text DEFAULT NULL,
+    chunk_tokens  integer DEFAULT NULL,
+    overlap_tokens integer DEFAULT NULL)
 LANGUAGE plpgsql
 AS $proc$
 DECLARE
     caller_path text := pg_catalog.current_setting('search_path');
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    PERFORM pgbert._register(tbl, source_column, coalesce(vector_column, (source_column || '_embedding')::name),
-                             strategy, lexical);
+    PERFORM pgbert._register(tbl, source_column, vector_column, strategy, lexical, chunk_tokens,
+                             coalesce(overlap_tokens, least(32, chunk_tokens / 8)));
     PERFORM pgbert._install_triggers(tbl);
     IF backfill THEN
         CALL pgbert.backfill(tbl, batch_size);
@@ -221,8 +204,8 @@ BEGIN
     PERFORM pg_catalog.set_config('search_path', caller_path, true);
 END
 $proc$;
-COMMENT ON PROCEDURE pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text) IS
-    'Table owner: rows embed themselves from now on (vector column <source>_embedding added if missing), existing rows are backfilled in committed batches, then an HNSW index is built. lexical => ''japanese'' | ''auto'' | a text search configuration adds a lexical side (<source>_lexemes, GIN) for hybrid search.';
+COMMENT ON PROCEDURE pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer, integer) IS
+    'Table owner: rows embed themselves from now on (vector column <source>_embedding added if missing), existing rows are backfilled in committed batches, then an HNSW index is built. lexical => ''japanese'' | ''auto'' | a text search configuration adds a lexical side (<source>_lexemes, GIN) for hybrid search. chunk_tokens => n (overlap_tokens => m, default n/8 up to 32) embeds long texts in chunks of n tokens, kept in <table>_chunks; search() then returns each row''s best passage.';
 
 CREATE OR REPLACE PROCEDURE pgbert.disable_embedding(tbl regclass, drop_column boolean DEFAULT false)
 LANGUAGE plpgsql
@@ -235,7 +218,12 @@ BEGIN
     PERFORM pgbert._drop_triggers(tbl);
     DELETE FROM pgbert.embedded_tables e WHERE e.relid = tbl;
     PERFORM pgbert._drop_batch_writer(tbl);
-    IF drop_column THEN
+    PERFORM pgbert._drop_chunk_writer(tbl);
+    IF cfg.chunk_relid IS NOT NULL THEN  -- chunks are pgbert's storage, not the user's columns
+        IF pgbert._qualified(cfg.chunk_relid) IS NOT NULL THEN
+            EXECUTE format('DROP TABLE %s', pgbert._qualified(cfg.chunk_relid));
+        END IF;
+    ELSIF drop_column THEN
         EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', tbl, cfg.vector_column);
         IF cfg.lexical_column IS NOT NULL THEN
             EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', tbl, cfg.lexical_column);
@@ -244,4 +232,4 @@ BEGIN
 END
 $proc$;
 COMMENT ON PROCEDURE pgbert.disable_embedding(regclass, boolean) IS
-    'Table owner: rows stop embedding themselves (triggers removed); the vectors stay unless drop_column => true.';
+    'Table owner: rows stop embedding themselves (triggers removed); the vectors stay unless drop_column => true. A chunked table''s chunk table is dropped.';

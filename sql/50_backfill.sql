@@ -11,6 +11,13 @@ DECLARE
     cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
     n   bigint;
 BEGIN
+    IF cfg.chunk_relid IS NOT NULL THEN  -- rows with text and no chunk yet
+        EXECUTE format('SELECT count(*) FROM %s t WHERE t.%I IS NOT NULL AND NOT EXISTS '
+                       '(SELECT 1 FROM %s c WHERE c.row_key %s t.%I)', tbl, cfg.source_column,
+                       pgbert._qualified(cfg.chunk_relid), pgbert._key_equality(tbl, cfg.key_column), cfg.key_column)
+                INTO n;
+        RETURN n;
+    END IF;
     EXECUTE format('SELECT count(*) FROM %s WHERE (%I IS NULL OR %s) AND %I IS NOT NULL', tbl, cfg.vector_column,
                    CASE WHEN cfg.lexical_column IS NULL THEN 'false' ELSE format('%I IS NULL', cfg.lexical_column) END,
                    cfg.source_column) INTO n;
@@ -18,7 +25,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION pgbert.pending_rows(regclass) IS
-    'Rows of an embedding-enabled table that have text but no vector (or no lexemes) yet: CALL pgbert.backfill(table) fills them.';
+    'Rows of an embedding-enabled table that have text but no vector (or no lexemes; a chunked table''s: no chunks) yet: CALL pgbert.backfill(table) fills them.';
 
 -- One backfill batch: embeds up to batch_size rows that have text but no vector; returns how many.
 -- ctid addresses the rows without needing a key; a row updated meanwhile is simply picked up again.
@@ -30,6 +37,9 @@ DECLARE
     cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
     n   bigint;
 BEGIN
+    IF cfg.chunk_relid IS NOT NULL THEN
+        RETURN pgbert._backfill_chunks_batch(tbl, batch_size);
+    END IF;
     EXECUTE format($q$
         WITH todo AS (SELECT ctid AS c, %2$I AS s FROM %1$s WHERE %3$I IS NULL AND %2$I IS NOT NULL LIMIT %4$s),
              parts AS (SELECT array_agg(c) AS cs, array_agg(s) AS ts  -- embed_batch calls of about 8 MB at most
@@ -46,6 +56,44 @@ $fn$;
 COMMENT ON FUNCTION pgbert._backfill_batch(regclass, integer) IS
     'Internal: embeds up to batch_size rows of a table that have text but no vector; returns how many.';
 
+-- One batch of a chunked table: rows that have text and no chunks (the chunk writer's INSERT, for rows
+-- found by key instead of a statement's new rows).
+CREATE OR REPLACE FUNCTION pgbert._backfill_chunks_batch(tbl regclass, batch_size integer) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
+    n   bigint := 0;
+BEGIN
+    IF cfg.chunk_relid IS NULL THEN
+        RETURN 0;
+    END IF;
+    EXECUTE format($q$
+        WITH todo AS (SELECT t.%3$I AS k, t.%2$I AS s FROM %1$s t
+                       WHERE t.%2$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %4$s c WHERE c.row_key %5$s t.%3$I)
+                       LIMIT %6$s),
+             parts AS (SELECT array_agg(k) AS ks, array_agg(s) AS ts
+                         FROM (SELECT k, s, sum(octet_length(s)) OVER (ROWS UNBOUNDED PRECEDING) / 8388608 AS part
+                                 FROM todo) p
+                        GROUP BY part),
+             chunks AS (INSERT INTO %4$s (row_key, chunk, start_char, end_char, embedding%7$s)
+                        SELECT parts.ks[c.ord], c.chunk, c.start_char, c.end_char, c.embedding%8$s
+                          FROM parts, pgbert.embed_chunks(parts.ts, %9$s, %10$s) c
+                        RETURNING row_key)
+        SELECT count(DISTINCT row_key) FROM chunks$q$,
+        tbl, cfg.source_column, cfg.key_column, pgbert._qualified(cfg.chunk_relid),
+        pgbert._key_equality(tbl, cfg.key_column), batch_size,
+        CASE WHEN cfg.lexical_config IS NOT NULL THEN ', lexemes' ELSE '' END,
+        CASE WHEN cfg.lexical_config IS NOT NULL THEN format(', pgbert.lexemes(c.passage, %L)', cfg.lexical_config)
+             ELSE '' END,
+        cfg.chunk_tokens, cfg.overlap_tokens) INTO n;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._backfill_chunks_batch(regclass, integer) IS
+    'Internal: chunks and embeds up to batch_size rows of a chunked table that have text but no chunks; returns how many.';
+
 -- One batch of the lexical side: rows that have text but no lexemes (their vectors may be there already).
 CREATE OR REPLACE FUNCTION pgbert._backfill_lexemes_batch(tbl regclass, batch_size integer) RETURNS bigint
 LANGUAGE plpgsql
@@ -55,7 +103,7 @@ DECLARE
     cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
     n   bigint := 0;
 BEGIN
-    IF cfg.lexical_column IS NOT NULL THEN
+    IF cfg.lexical_column IS NOT NULL AND cfg.chunk_relid IS NULL THEN  -- chunks get theirs with their vectors
         EXECUTE format('UPDATE %1$s AS t SET %2$I = pgbert.lexemes(t.%3$I, %4$L)
                          WHERE t.ctid = ANY (ARRAY(SELECT ctid FROM %1$s
                                                     WHERE %2$I IS NULL AND %3$I IS NOT NULL LIMIT %5$s))',

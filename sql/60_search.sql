@@ -12,10 +12,12 @@ AS $$
     SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY a.attnum)
       FROM pg_catalog.pg_attribute a
      WHERE a.attrelid = cfg.relid AND a.attnum > 0 AND NOT a.attisdropped
-       AND a.attname NOT IN (cfg.vector_column, coalesce(cfg.lexical_column, ''))
+       AND pg_catalog.has_column_privilege(cfg.relid, a.attnum, 'SELECT')  -- a column-level reader's columns
+       AND (cfg.chunk_relid IS NOT NULL  -- a chunked table's vectors and lexemes are in its chunk table
+            OR a.attname NOT IN (cfg.vector_column, coalesce(cfg.lexical_column, '')))
 $$;
 COMMENT ON FUNCTION pgbert._row_columns(pgbert.embedded_tables) IS
-    'Internal: t.col, t.col, ... of every column of the table but its vector and lexemes.';
+    'Internal: t.col, t.col, ... of every column of the table but its vector and lexemes that the caller may read.';
 
 -- The n rows nearest to a query vector, ranked 1..n (an HNSW index scan).
 CREATE OR REPLACE FUNCTION pgbert._vector_ranking(cfg pgbert.embedded_tables, q @vector_schema@.vector, n integer)
@@ -118,13 +120,15 @@ COMMENT ON FUNCTION pgbert._fused_search(pgbert.embedded_tables, text, integer, 
 -- is embedded once (as a 'query': models with prompts get theirs) and analysed once; hnsw.ef_search is
 -- raised to k when it is lower (an HNSW scan returns at most ef_search rows).
 CREATE OR REPLACE FUNCTION public.search(query text, k integer, tbl regclass, mode text DEFAULT NULL)
-RETURNS TABLE (id text, content text, distance double precision, "row" jsonb, score double precision)
+RETURNS TABLE (id text, content text, distance double precision, "row" jsonb, score double precision,
+               passage text, passage_start integer, passage_end integer)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     cfg    pgbert.embedded_tables;
-    old_ef text := current_setting('hnsw.ef_search', true);
+    old_ef   text := current_setting('hnsw.ef_search', true);
+    old_scan text := current_setting('hnsw.iterative_scan', true);
 BEGIN
     IF k IS NULL OR k < 1 THEN
         RAISE EXCEPTION 'pgbert: k must be at least 1, got %', coalesce(k::text, 'NULL')
@@ -146,12 +150,14 @@ BEGIN
     IF coalesce(old_ef, '40')::integer < least(k, 1000) THEN
         PERFORM set_config('hnsw.ef_search', least(k, 1000)::text, true);
     END IF;
-    IF mode <> 'vector' THEN
-        RETURN QUERY SELECT * FROM pgbert._fused_search(cfg, query, k, mode);
+    IF cfg.chunk_relid IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM pgbert._chunk_search(cfg, query, k, mode);
+    ELSIF mode <> 'vector' THEN
+        RETURN QUERY SELECT *, NULL::text, NULL::integer, NULL::integer FROM pgbert._fused_search(cfg, query, k, mode);
     ELSE  -- the k nearest rows first (an index scan), then their other columns
         RETURN QUERY EXECUTE format(
             'SELECT (t.%1$I)::text, (t.%2$I)::text, n.distance::float8, (SELECT to_jsonb(r) FROM (SELECT %6$s) AS r),
-                    NULL::float8
+                    NULL::float8, NULL::text, NULL::integer, NULL::integer
                FROM (SELECT ctid AS row_id, %3$I %4$s $1 AS distance FROM %5$s WHERE %3$I IS NOT NULL
                       ORDER BY %3$I %4$s $1 LIMIT $2) AS n
                JOIN %5$s AS t ON t.ctid = n.row_id
@@ -160,13 +166,15 @@ BEGIN
             pgbert._distance_operator(cfg.metric), tbl, pgbert._row_columns(cfg))
             USING public.embed(query, 'query'), k;
     END IF;
-    IF old_ef IS NOT NULL THEN
-        PERFORM set_config('hnsw.ef_search', old_ef, true);
+    -- Restored for the rest of the caller's transaction (NULL: pgvector was not loaded yet: its defaults).
+    PERFORM set_config('hnsw.ef_search', coalesce(old_ef, '40'), true);
+    IF old_scan IS NOT NULL OR cfg.chunk_relid IS NOT NULL THEN
+        PERFORM set_config('hnsw.iterative_scan', coalesce(old_scan, 'off'), true);
     END IF;
 END
 $fn$;
 COMMENT ON FUNCTION public.search(text, integer, regclass, text) IS
-    'The k best rows of an embedding-enabled table for a query: id (its key, as text), content (the source text), distance (to the query vector; smaller is nearer), row (the row as jsonb, without vector and lexemes), score (hybrid: fused rank score; lexical: BM25; vector: NULL). mode: vector | lexical | hybrid (default where the table has a lexical side).';
+    'The k best rows of an embedding-enabled table for a query: id (its key, as text), content (the source text), distance (to the query vector; smaller is nearer), row (the row as jsonb, without vector and lexemes), score (hybrid: fused rank score; lexical: BM25; vector: NULL), and on a chunked table the best passage with its character offsets (passage = substr(content, passage_start + 1, passage_end - passage_start)). mode: vector | lexical | hybrid (default where the table has a lexical side).';
 
 -- The tutorial's form: search the text_embeddings table.
 CREATE OR REPLACE FUNCTION public.search(query text, k integer DEFAULT 10)

@@ -4,9 +4,10 @@
 -- neither fail for a role that cannot write the registry nor be hidden from rows by row-level security.
 -- ---------------------------------------------------------------------------------------------------
 
--- A dropped table is forgotten with its write-back function; a dropped source or vector column turns
--- embedding off on its table (the triggers would fail on every INSERT otherwise). The registry row is
--- read as jsonb for the columns a later revision added, so a DROP never fails on a downgraded database.
+-- A dropped table is forgotten with its write-back functions and its chunk table; a dropped source or
+-- vector column, or chunk table, turns embedding off on its table (the triggers would fail on every
+-- INSERT otherwise). The registry row is read as jsonb for the columns a later revision added, so a DROP
+-- never fails on a downgraded database.
 CREATE OR REPLACE FUNCTION pgbert.forget_dropped() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -18,23 +19,31 @@ BEGIN
         RETURN;  -- pgbert itself is being removed
     END IF;
     FOR gone IN
-        SELECT DISTINCT e.relid::oid AS relid, d.objsubid = 0 AS whole_table
-          FROM pg_event_trigger_dropped_objects() d JOIN pgbert.embedded_tables e ON e.relid::oid = d.objid
+        SELECT DISTINCT e.relid::oid AS relid, d.objid = e.relid::oid AND d.objsubid = 0 AS whole_table,
+               (to_jsonb(e) ->> 'chunk_relid')::oid AS chunk_relid
+          FROM pg_event_trigger_dropped_objects() d JOIN pgbert.embedded_tables e
+               ON d.objid IN (e.relid::oid, (to_jsonb(e) ->> 'chunk_relid')::oid)
          WHERE d.classid = 'pg_catalog.pg_class'::regclass
-           AND (d.objsubid = 0 OR d.address_names[3] IN (e.source_column, e.vector_column,
-                                                            to_jsonb(e) ->> 'lexical_column'))
+           AND (d.objsubid = 0 OR (d.objid = e.relid::oid
+                                   AND d.address_names[3] IN (e.source_column, e.vector_column,
+                                                              to_jsonb(e) ->> 'lexical_column')))
     LOOP
         IF NOT gone.whole_table THEN
             PERFORM pgbert._drop_triggers(gone.relid);
-            RAISE NOTICE 'pgbert: a column embedding used was dropped: embedding on % is off', gone.relid::regclass;
+            RAISE NOTICE 'pgbert: a column or the chunk table embedding used was dropped: embedding on % is off',
+                  gone.relid::regclass;
         END IF;
         DELETE FROM pgbert.embedded_tables e WHERE e.relid = gone.relid;
         PERFORM pgbert._drop_batch_writer(gone.relid);
+        PERFORM pgbert._drop_chunk_writer(gone.relid);
+        IF gone.whole_table AND pgbert._qualified(gone.chunk_relid) IS NOT NULL THEN
+            EXECUTE format('DROP TABLE %s', pgbert._qualified(gone.chunk_relid));
+        END IF;
     END LOOP;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert.forget_dropped() IS
-    'Event trigger (pgbert_forget_dropped): forgets dropped tables; a dropped source or vector column turns embedding off.';
+    'Event trigger (pgbert_forget_dropped): forgets dropped tables (and drops their chunks); a dropped source or vector column, or chunk table, turns embedding off.';
 DROP EVENT TRIGGER IF EXISTS pgbert_forget_dropped_tables;  -- its name before 0.2
 DROP EVENT TRIGGER IF EXISTS pgbert_forget_dropped;
 CREATE EVENT TRIGGER pgbert_forget_dropped ON sql_drop EXECUTE FUNCTION pgbert.forget_dropped();
@@ -56,7 +65,11 @@ BEGIN
           JOIN pgbert.embedded_tables e ON e.relid::oid = c.objid
          WHERE c.classid = 'pg_catalog.pg_class'::regclass AND e.strategy = 'batch'
     LOOP
-        PERFORM pgbert._install_batch_writer(tbl);
+        IF (SELECT e.chunk_relid FROM pgbert.embedded_tables e WHERE e.relid = tbl) IS NOT NULL THEN
+            PERFORM pgbert._install_chunk_writer(tbl);  -- it re-owns the chunk table too
+        ELSE
+            PERFORM pgbert._install_batch_writer(tbl);
+        END IF;
         IF NOT has_function_privilege((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl),
                                       'public.embed_batch(text[])', 'EXECUTE') THEN
             RAISE WARNING 'pgbert: the owner of % may not embed: INSERTs into it will fail', tbl

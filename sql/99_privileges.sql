@@ -35,7 +35,19 @@ GRANT EXECUTE ON FUNCTION
     pgbert._install_batch_writer(regclass), pgbert._drop_batch_writer(oid), pgbert._install_triggers(regclass),
     pgbert._drop_triggers(regclass), pgbert._check_source(regclass, name),
     pgbert._ensure_vector_column(regclass, name, pgbert.models), pgbert._batch_key(regclass),
-    pgbert._register(regclass, name, name, text, text), pgbert._build_index(regclass),
+    pgbert._register(regclass, name, name, text, text, integer, integer), pgbert._build_index(regclass),
+    pgbert._key_equality(regclass, name), pgbert._qualified(oid), pgbert._check_lexical_config(text),
+    -- chunked tables
+    pgbert.embed_chunks(text[], integer, integer), pgbert._chunk_table_name(regclass),
+    pgbert.row_visible(oid, smallint, smallint, anyelement),
+    pgbert._create_chunk_table(regclass, name, name, integer, boolean), pgbert._chunk_writer_name(oid),
+    pgbert._chunk_writer_ddl(pgbert.embedded_tables), pgbert._install_chunk_writer(regclass),
+    pgbert._drop_chunk_writer(oid), pgbert._install_chunk_triggers(regclass),
+    pgbert._register_chunks(regclass, pgbert.models, name, name, name, text, integer, integer),
+    pgbert._backfill_chunks_batch(regclass, integer), pgbert._chunk_search(pgbert.embedded_tables, text, integer, text),
+    pgbert._best_chunks(pgbert.embedded_tables, text, @vector_schema@.vector, integer, text, text, float8, float8, float8,
+                        integer),
+    pgbert._chunk_writer_template(),
     pgbert._index_on(regclass, name, name),
     pgbert._ensure_lexical_column(regclass, name, text), pgbert.lexemes(text, text), pgbert.query_lexemes(text, text),
     pgbert.text_language(text),
@@ -45,7 +57,7 @@ GRANT EXECUTE ON FUNCTION
     pgbert._fused_search(pgbert.embedded_tables, text, integer, text)
 TO pgbert_user;
 GRANT EXECUTE ON PROCEDURE
-    pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text),
+    pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer, integer),
     pgbert.disable_embedding(regclass, boolean), pgbert.backfill(regclass, integer)
 TO pgbert_user;
 

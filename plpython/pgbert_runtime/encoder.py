@@ -166,6 +166,25 @@ class Encoder:
     def dimension(self) -> int:
         return self.bundle.dimension
 
+    @functools.cached_property
+    def plain_tokenizer(self):
+        """The tokenizer without truncation or padding: for chunking a whole text (chunker.py)."""
+        from tokenizers import Tokenizer
+
+        plain = Tokenizer.from_str(self.tokenizer.to_str())
+        plain.no_truncation()
+        plain.no_padding()
+        return plain
+
+    @functools.cached_property
+    def chunk_window(self) -> int:
+        """The most tokens of a document chunk the model reads whole: its window less the special tokens and
+        the document prompt."""
+        specials = len(self.tokenizer.encode("").ids)
+        prompt = self.bundle.prompt("document")
+        prompt_tokens = len(self.plain_tokenizer.encode(prompt, add_special_tokens=False).ids) if prompt else 0
+        return self.bundle.max_tokens - specials - prompt_tokens
+
     def prompted(self, texts: Sequence[str], kind: str = "document") -> Sequence[str]:
         """texts as the model reads them when embedded as kind ("query" or "document", else ValueError): with
         the bundle's prompt for that kind in front (the model's own library puts it there the same way), or

@@ -13,6 +13,7 @@ import time
 from . import engines, lexical, memory
 from .bundle import KINDS, BundleError, load_bundle
 from .cache import VectorCache
+from .chunker import TooManyChunks, chunk_spans
 from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, default_threads, embed_texts, get_encoder
 from .slots import ModelSlots
 from .vectors import to_pgvector
@@ -27,7 +28,8 @@ SELECT (SELECT value FROM pgbert.settings WHERE name = 'threads') AS threads,
        (SELECT value FROM pgbert.settings WHERE name = 'embed_cache_mb') AS embed_cache_mb,
        (SELECT value FROM pgbert.settings WHERE name = 'memory_reserve_mb') AS memory_reserve_mb,
        (SELECT value FROM pgbert.settings WHERE name = 'thread_budget') AS thread_budget,
-       (SELECT value FROM pgbert.settings WHERE name = 'shared_weights') AS shared_weights
+       (SELECT value FROM pgbert.settings WHERE name = 'shared_weights') AS shared_weights,
+       (SELECT value FROM pgbert.settings WHERE name = 'max_chunks_per_row') AS max_chunks_per_row
 """
 ACTIVE_MODEL_SQL = f"""
 SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files, s.*
@@ -40,6 +42,8 @@ NOT_READY = "55000"
 OUT_OF_MEMORY = "53200"
 # SQLSTATE 54000 (program_limit_exceeded): more input in one call than the max_input_chars setting allows.
 TOO_MUCH_INPUT = "54000"
+# Chunks one text may make (chunked tables): past it, SQLSTATE 54000 (max_chunks_per_row in pgbert.settings).
+DEFAULT_MAX_CHUNKS = 2000
 _plan = None
 _ping = None
 stats = {"calls": 0, "texts": 0, "seconds": 0.0, "load_seconds": 0.0}
@@ -176,6 +180,38 @@ def embed_batch(plpy, texts: list | None, kind: str = "document") -> list | None
         return None
     vectors = _embed(plpy, texts, kind)
     return [None if v is None else to_pgvector(v) for v in vectors]
+
+
+def embed_chunks(plpy, texts: list | None, chunk_tokens: int, overlap_tokens: int) -> list[tuple]:
+    """Chunks of every text (chunker.py) with their vectors, embedded as documents in batched model calls:
+    rows (ord: the text's position from 1, chunk from 0, start_char, end_char, passage, vector)."""
+    if not texts:
+        return []
+    encoder, settings = active = _active(plpy)
+    window = encoder.chunk_window
+    if chunk_tokens is None or overlap_tokens is None or not (1 <= chunk_tokens <= window
+                                                              and 0 <= overlap_tokens < chunk_tokens):
+        plpy.error(f"pgbert: chunk_tokens must be 1..{window} (the model's window less its special tokens and "
+                   f"prompt) and overlap_tokens 0..chunk_tokens-1, got {chunk_tokens} and {overlap_tokens}",
+                   sqlstate="22023")
+    _check_input_size(plpy, texts, settings)
+    limit = int(settings.get("max_chunks_per_row") or DEFAULT_MAX_CHUNKS)
+    check = interrupt_check(plpy)
+    rows, passages = [], []
+    for ord_, text in enumerate(texts, 1):
+        if text is None:
+            continue
+        try:
+            spans = chunk_spans(encoder.plain_tokenizer, text, chunk_tokens, overlap_tokens, limit, check)
+        except TooManyChunks as exc:
+            plpy.error(f"pgbert: {exc}", sqlstate=TOO_MUCH_INPUT,
+                       hint="Split the document into several rows, or ask an administrator to raise "
+                            "max_chunks_per_row in pgbert.settings.")
+        for chunk, (start, end) in enumerate(spans):
+            rows.append((ord_, chunk, start, end))
+            passages.append(text[start:end])
+    vectors = _embed(plpy, passages, "document", active)
+    return [(*row, passage, to_pgvector(vector)) for row, passage, vector in zip(rows, passages, vectors, strict=True)]
 
 
 # ---- the lexical side of hybrid search ------------------------------------------------------------------

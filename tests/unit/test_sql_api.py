@@ -70,3 +70,26 @@ def test_files_not_the_registered_ones_are_refused(tiny_bundle):
     with pytest.raises(Error, match="not the ones registered") as info:
         sql_api.embed(FakePlpy(tiny_bundle, json.dumps({"model.onnx": {"size": 1, "sha256": "0"}})), "x")
     assert info.value.sqlstate == "55000"
+
+
+def test_embed_chunks_gives_passages_offsets_and_the_vectors_of_the_passages(plpy):
+    text = "The first sentence is here. " * 30 + "The last one differs."
+    rows = sql_api.embed_chunks(plpy, [text, None, "short"], 16, 4)
+    assert {r[0] for r in rows} == {1, 3}  # NULL gives no chunks
+    first = [r for r in rows if r[0] == 1]
+    assert [r[1] for r in first] == list(range(len(first))) and len(first) > 3
+    for _, _, start, end, passage, vec in first:
+        assert passage == text[start:end]
+        np.testing.assert_allclose(vector(vec), vector(sql_api.embed(plpy, passage)), atol=1e-5)
+
+
+def test_embed_chunks_refuses_a_window_the_model_cannot_read_and_too_many_chunks(plpy):
+    window = sql_api.active_encoder(plpy).chunk_window
+    for chunk_tokens, overlap in ((0, 0), (window + 1, 0), (16, 16)):
+        with pytest.raises(Error) as info:
+            sql_api.embed_chunks(plpy, ["text"], chunk_tokens, overlap)
+        assert info.value.sqlstate == "22023" and f"1..{window}" in str(info.value)
+    plpy.settings["max_chunks_per_row"] = "3"
+    with pytest.raises(Error) as info:
+        sql_api.embed_chunks(plpy, ["word " * 500], 16, 0)
+    assert info.value.sqlstate == "54000" and "max_chunks_per_row" in info.value.hint
