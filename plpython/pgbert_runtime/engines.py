@@ -52,8 +52,12 @@ def choose(bundle: Bundle, wanted: str | None) -> tuple[str, str]:
     # Cheapest checks first: importing openvino costs every backend start-up on hosts that never use it.
     measured = bundle.manifest.get("precisions", {}).get(fast)
     if not precision_accepted(bundle, fast):
-        reason = (f"bf16 fidelity {measured['min_cosine']:.5f} < {MIN_COSINE}" if measured and "min_cosine" in measured
-                  else "bf16 fidelity not measured at export")
+        if not measured or "min_cosine" not in measured:
+            reason = "bf16 fidelity not measured at export"
+        elif float(measured["min_cosine"]) < MIN_COSINE:
+            reason = f"bf16 fidelity {measured['min_cosine']:.5f} < {MIN_COSINE}"
+        else:  # faithful, but refused at export for another reason (e.g. no native bf16 there)
+            reason = f"bf16 refused at export: {measured.get('why') or 'not accepted'}"
     elif wanted == "auto" and not cpu_has_native_bf16():
         reason = "this CPU has no native bf16 (AVX512-BF16/AMX)"
     elif not openvino_available():

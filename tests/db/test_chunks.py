@@ -219,3 +219,33 @@ def test_the_owner_change_follows_to_the_chunks(conn, role):
     assert_exact(conn)
     with psycopg.connect(CLUSTER.url(conn.info.dbname), autocommit=True) as other:
         assert other.execute("SELECT count(*) FROM search('topic', 1, 'docs')").fetchone() == (1,)
+
+
+@pytest.mark.slow
+def test_a_needle_at_the_end_of_a_long_text_is_found_first(conn, default_bundle):
+    """The issue's bar, with real weights and real text: 1,000 rows of Debian package descriptions, one of
+    them 50,000 characters long with one sentence at its very end that a query asks about."""
+    from pgbert.corpus import load_packages
+
+    packages = [p for p in load_packages(echo=print) if p.description]
+    conn.execute("DROP TABLE text_embeddings")  # holds the tiny model's dimension
+    conn.execute("SELECT pgbert.use_model(%s)", (default_bundle,))
+    conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text)")
+    conn.execute("CALL pgbert.enable_embedding('docs', 'body', chunk_tokens => 256)")
+    needle = "The lighthouse keeper on Rebun Island feeds the harbour seals with sardines every morning at dawn."
+    haystack, i = [], 999
+    while sum(len(p) + 2 for p in haystack) < 50_000:
+        haystack.append(f"{packages[i].summary}\n{packages[i].description}")
+        i += 1
+    long_text = "\n\n".join(haystack) + "\n\n" + needle
+    assert len(long_text) > 50_000 and long_text.endswith(needle)
+    with conn.cursor().copy("COPY docs (id, body) FROM STDIN") as copy:
+        copy.write_row((0, long_text))
+        for j, package in enumerate(packages[1:1000], 1):
+            copy.write_row((j, f"{package.summary}\n{package.description}"))
+    assert conn.execute("SELECT pgbert.pending_rows('docs')").fetchone() == (0,)
+    hits = conn.execute("SELECT id, passage, passage_end FROM search(%s, 10, 'docs')",
+                        ("Who feeds the seals on Rebun Island, and with what?",)
+                        ).fetchall()
+    assert hits[0][0] == "0" and needle in hits[0][1] and hits[0][2] == len(long_text)
+    assert len({h[0] for h in hits}) == 10

@@ -48,3 +48,11 @@ def test_openvino_bf16_stays_faithful_to_fp32(bundle):
     reference = Encoder(bundle, engine="onnxruntime-fp32").encode(TEXTS)
     ours = Encoder(bundle, threads=2, runner=engines.OpenVinoEngine(bundle, 2)).encode(TEXTS)
     assert ((ours * reference).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)).min() >= 0.999
+
+
+def test_a_faithful_precision_refused_at_export_says_why(bundle, monkeypatch):
+    monkeypatch.setattr(engines, "cpu_has_native_bf16", lambda: True)
+    refused = with_precisions(bundle, {"openvino-bf16": {"min_cosine": 0.99994, "accepted": False,
+                                                          "why": "no native bf16 on the exporting CPU"}})
+    assert engines.choose(refused, "auto") == ("onnxruntime-fp32",
+                                               "bf16 refused at export: no native bf16 on the exporting CPU")
