@@ -97,57 +97,71 @@ $fn$;
 COMMENT ON FUNCTION pgbert._batch_writer_ddl(pgbert.embedded_tables) IS
     'Internal: the CREATE FUNCTION statement of a batch table''s write-back function.';
 
--- Creates or updates the write-back function the registry row calls for, owned by the table's owner.
--- SECURITY DEFINER because only the installer may create in schema pgbert; safe for any caller, since
--- everything comes from the registry row, which only the table's owner can write (row-level security).
--- Replaced in place (CREATE OR REPLACE), so the trigger that calls it, enabled or not, is untouched.
-CREATE OR REPLACE FUNCTION pgbert._install_batch_writer(tbl regclass) RETURNS name
+-- Creates or updates the write-back function the registry row calls for (batch, or chunks: 36_chunk_triggers),
+-- owned by the table's owner (so is a chunk table). SECURITY DEFINER: only the installer creates in schema
+-- pgbert; safe for any caller, as everything comes from the registry row, which only the table's owner can
+-- write. Replaced in place, so the trigger that calls it, enabled or not, is untouched.
+CREATE OR REPLACE FUNCTION pgbert._install_writer(tbl regclass) RETURNS name
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     cfg      pgbert.embedded_tables;
-    fn       name := pgbert._batch_writer_name(tbl);
+    chunked  boolean;
+    fn       name;
     ddl      text;
     owner    name := (SELECT pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c WHERE c.oid = tbl);
-    existing regprocedure := to_regprocedure(format('pgbert.%I()', fn));
+    existing regprocedure;
 BEGIN
-    SELECT * INTO cfg FROM pgbert.embedded_tables e
-     WHERE e.relid = tbl AND e.strategy = 'batch' AND e.chunk_tokens IS NULL;
+    SELECT * INTO cfg FROM pgbert.embedded_tables e WHERE e.relid = tbl AND e.strategy = 'batch';
     IF NOT FOUND THEN
         RAISE EXCEPTION 'pgbert: % is not registered for batch embedding', tbl
               USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    ddl := pgbert._batch_writer_ddl(cfg);
+    chunked := cfg.chunk_relid IS NOT NULL;
+    fn := CASE WHEN chunked THEN pgbert._chunk_writer_name(tbl) ELSE pgbert._batch_writer_name(tbl) END;
+    ddl := CASE WHEN chunked THEN pgbert._chunk_writer_ddl(cfg) ELSE pgbert._batch_writer_ddl(cfg) END;
+    existing := to_regprocedure(format('pgbert.%I()', fn));
     IF existing IS NULL OR (SELECT p.prosrc FROM pg_catalog.pg_proc p WHERE p.oid = existing)
                            IS DISTINCT FROM substring(ddl FROM '\$body\$(.*)\$body\$') THEN
         EXECUTE ddl;
         EXECUTE format('REVOKE ALL ON FUNCTION pgbert.%I() FROM PUBLIC', fn);
-        EXECUTE format('COMMENT ON FUNCTION pgbert.%I() IS %L', fn, format('Trigger (pgbert_batch_write on %s): '
-                       'writes the vectors of an INSERT''s rows back, as the table''s owner.', tbl));
+        EXECUTE format('COMMENT ON FUNCTION pgbert.%I() IS %L', fn, CASE WHEN chunked
+            THEN format('Trigger (pgbert_chunks_* on %s): keeps its chunks and their vectors, as the table''s owner.', tbl)
+            ELSE format('Trigger (pgbert_batch_write on %s): writes the vectors of an INSERT''s rows back, as the '
+                        'table''s owner.', tbl) END);
     END IF;
     EXECUTE format('ALTER FUNCTION pgbert.%I() OWNER TO %I', fn, owner);  -- a no-op when it already is
+    IF chunked THEN
+        EXECUTE format('ALTER TABLE %s OWNER TO %I', pgbert._qualified(cfg.chunk_relid), owner);
+    END IF;
     RETURN fn;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._install_batch_writer(regclass) IS
-    'Internal: creates or updates the write-back function a batch table''s registry row calls for, owned by the table''s owner.';
+COMMENT ON FUNCTION pgbert._install_writer(regclass) IS
+    'Internal: creates or updates the write-back function a table''s registry row calls for (batch or chunks), owned by the table''s owner.';
 
--- Drops a write-back function whose table is no longer registered for batch embedding (or is gone).
-CREATE OR REPLACE FUNCTION pgbert._drop_batch_writer(tbl oid) RETURNS void
+-- Drops the write-back functions a table's registry row no longer calls for (all of them when it is gone).
+CREATE OR REPLACE FUNCTION pgbert._drop_writers(tbl oid) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+    keep name := (SELECT CASE WHEN e.chunk_relid IS NULL THEN pgbert._batch_writer_name(tbl)
+                              ELSE pgbert._chunk_writer_name(tbl) END
+                    FROM pgbert.embedded_tables e WHERE e.relid = tbl AND e.strategy = 'batch');
+    fn   name;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pgbert.embedded_tables e WHERE e.relid = tbl AND e.strategy = 'batch') THEN
-        IF to_regprocedure(format('pgbert.%I()', pgbert._batch_writer_name(tbl))) IS NOT NULL THEN  -- no NOTICE when none
-            EXECUTE format('DROP FUNCTION pgbert.%I()', pgbert._batch_writer_name(tbl));
+    FOREACH fn IN ARRAY ARRAY[pgbert._batch_writer_name(tbl), pgbert._chunk_writer_name(tbl)] LOOP
+        IF fn IS DISTINCT FROM keep AND to_regprocedure(format('pgbert.%I()', fn)) IS NOT NULL THEN  -- no NOTICE when none
+            EXECUTE format('DROP FUNCTION pgbert.%I()', fn);
         END IF;
-    END IF;
+    END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._drop_batch_writer(oid) IS
-    'Internal: drops the write-back function of a table that is no longer registered for batch embedding.';
+COMMENT ON FUNCTION pgbert._drop_writers(oid) IS
+    'Internal: drops the write-back functions a table''s registry row no longer calls for.';
+DROP FUNCTION IF EXISTS pgbert._install_batch_writer(regclass), pgbert._drop_batch_writer(oid);  -- before 0008
 
 -- Installs the triggers the registry row of a table calls for (the table's owner runs this).
 CREATE OR REPLACE FUNCTION pgbert._install_triggers(tbl regclass) RETURNS void
@@ -166,7 +180,7 @@ BEGIN
         EXECUTE format('CREATE TRIGGER pgbert_batch_start BEFORE INSERT ON %s FOR EACH STATEMENT '
                        'EXECUTE FUNCTION pgbert.batch_start()', tbl);
         EXECUTE format('CREATE TRIGGER pgbert_batch_write AFTER INSERT ON %s REFERENCING NEW TABLE AS pgbert_new_rows '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION pgbert.%I()', tbl, pgbert._install_batch_writer(tbl));
+                       'FOR EACH STATEMENT EXECUTE FUNCTION pgbert.%I()', tbl, pgbert._install_writer(tbl));
         EXECUTE format('CREATE TRIGGER pgbert_batch_end AFTER INSERT ON %s FOR EACH STATEMENT '
                        'EXECUTE FUNCTION pgbert.batch_end()', tbl);
     END IF;

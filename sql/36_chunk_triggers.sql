@@ -90,56 +90,6 @@ $fn$;
 COMMENT ON FUNCTION pgbert._chunk_writer_ddl(pgbert.embedded_tables) IS
     'Internal: the CREATE FUNCTION statement of a chunked table''s write-back function.';
 
--- Creates or updates a chunked table's write-back function, owned by the table's owner (SECURITY
--- DEFINER for the same reason as _install_batch_writer: only the installer creates in schema pgbert).
-CREATE OR REPLACE FUNCTION pgbert._install_chunk_writer(tbl regclass) RETURNS name
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    cfg      pgbert.embedded_tables;
-    fn       name := pgbert._chunk_writer_name(tbl);
-    ddl      text;
-    owner    name := (SELECT pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c WHERE c.oid = tbl);
-    existing regprocedure := to_regprocedure(format('pgbert.%I()', fn));
-BEGIN
-    SELECT * INTO cfg FROM pgbert.embedded_tables e WHERE e.relid = tbl AND e.chunk_tokens IS NOT NULL;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'pgbert: % is not registered as a chunked table', tbl
-              USING ERRCODE = 'object_not_in_prerequisite_state';
-    END IF;
-    ddl := pgbert._chunk_writer_ddl(cfg);
-    IF existing IS NULL OR (SELECT p.prosrc FROM pg_catalog.pg_proc p WHERE p.oid = existing)
-                           IS DISTINCT FROM substring(ddl FROM '\$body\$(.*)\$body\$') THEN
-        EXECUTE ddl;
-        EXECUTE format('REVOKE ALL ON FUNCTION pgbert.%I() FROM PUBLIC', fn);
-        EXECUTE format('COMMENT ON FUNCTION pgbert.%I() IS %L', fn, format('Trigger (pgbert_chunks_* on %s): '
-                       'keeps its chunks and their vectors, as the table''s owner.', tbl));
-    END IF;
-    EXECUTE format('ALTER FUNCTION pgbert.%I() OWNER TO %I', fn, owner);
-    EXECUTE format('ALTER TABLE %s OWNER TO %I', pgbert._qualified(cfg.chunk_relid), owner);
-    RETURN fn;
-END
-$fn$;
-COMMENT ON FUNCTION pgbert._install_chunk_writer(regclass) IS
-    'Internal: creates or updates a chunked table''s write-back function; it and the chunk table are owned by the table''s owner.';
-
--- Drops the write-back function of a table no longer registered as chunked (or gone).
-CREATE OR REPLACE FUNCTION pgbert._drop_chunk_writer(tbl oid) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pgbert.embedded_tables e WHERE e.relid = tbl AND e.chunk_tokens IS NOT NULL) THEN
-        IF to_regprocedure(format('pgbert.%I()', pgbert._chunk_writer_name(tbl))) IS NOT NULL THEN  -- no NOTICE when none
-            EXECUTE format('DROP FUNCTION pgbert.%I()', pgbert._chunk_writer_name(tbl));
-        END IF;
-    END IF;
-END
-$fn$;
-COMMENT ON FUNCTION pgbert._drop_chunk_writer(oid) IS
-    'Internal: drops the chunk write-back function of a table that is no longer chunked.';
-
 -- The statement triggers of a chunked table (one per event: PostgreSQL allows transition tables only on
 -- single-event triggers). The UPDATE trigger has no column list for the same reason; its function
 -- compares old and new text and touches nothing when only other columns changed.
@@ -148,7 +98,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    fn name := pgbert._install_chunk_writer(tbl);
+    fn name := pgbert._install_writer(tbl);
 BEGIN
     EXECUTE format('CREATE TRIGGER pgbert_chunks_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS pgbert_new_rows '
                    'FOR EACH STATEMENT EXECUTE FUNCTION pgbert.%I()', tbl, fn);

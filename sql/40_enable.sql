@@ -217,8 +217,7 @@ BEGIN
     PERFORM pgbert._require_owner(tbl, 'disable');
     PERFORM pgbert._drop_triggers(tbl);
     DELETE FROM pgbert.embedded_tables e WHERE e.relid = tbl;
-    PERFORM pgbert._drop_batch_writer(tbl);
-    PERFORM pgbert._drop_chunk_writer(tbl);
+    PERFORM pgbert._drop_writers(tbl);
     IF cfg.chunk_relid IS NOT NULL THEN  -- chunks are pgbert's storage, not the user's columns
         IF pgbert._qualified(cfg.chunk_relid) IS NOT NULL THEN
             EXECUTE format('DROP TABLE %s', pgbert._qualified(cfg.chunk_relid));

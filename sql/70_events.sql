@@ -34,8 +34,7 @@ BEGIN
                   gone.relid::regclass;
         END IF;
         DELETE FROM pgbert.embedded_tables e WHERE e.relid = gone.relid;
-        PERFORM pgbert._drop_batch_writer(gone.relid);
-        PERFORM pgbert._drop_chunk_writer(gone.relid);
+        PERFORM pgbert._drop_writers(gone.relid);
         IF gone.whole_table AND pgbert._qualified(gone.chunk_relid) IS NOT NULL THEN
             EXECUTE format('DROP TABLE %s', pgbert._qualified(gone.chunk_relid));
         END IF;
@@ -65,11 +64,7 @@ BEGIN
           JOIN pgbert.embedded_tables e ON e.relid::oid = c.objid
          WHERE c.classid = 'pg_catalog.pg_class'::regclass AND e.strategy = 'batch'
     LOOP
-        IF (SELECT e.chunk_relid FROM pgbert.embedded_tables e WHERE e.relid = tbl) IS NOT NULL THEN
-            PERFORM pgbert._install_chunk_writer(tbl);  -- it re-owns the chunk table too
-        ELSE
-            PERFORM pgbert._install_batch_writer(tbl);
-        END IF;
+        PERFORM pgbert._install_writer(tbl);  -- a chunked table's chunk table is re-owned too
         IF NOT has_function_privilege((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl),
                                       'public.embed_batch(text[])', 'EXECUTE') THEN
             RAISE WARNING 'pgbert: the owner of % may not embed: INSERTs into it will fail', tbl

@@ -32,7 +32,7 @@ GRANT EXECUTE ON FUNCTION
     -- the steps of enable/disable_embedding, backfill and search, which run as their caller
     pgbert._embedding_config(regclass), pgbert._require_owner(regclass, text), pgbert._distance_operator(text),
     pgbert._operator_class(text), pgbert._batch_writer_name(oid), pgbert._batch_writer_ddl(pgbert.embedded_tables),
-    pgbert._install_batch_writer(regclass), pgbert._drop_batch_writer(oid), pgbert._install_triggers(regclass),
+    pgbert._install_writer(regclass), pgbert._drop_writers(oid), pgbert._install_triggers(regclass),
     pgbert._drop_triggers(regclass), pgbert._check_source(regclass, name),
     pgbert._ensure_vector_column(regclass, name, pgbert.models), pgbert._batch_key(regclass),
     pgbert._register(regclass, name, name, text, text, integer, integer), pgbert._build_index(regclass),
@@ -41,8 +41,7 @@ GRANT EXECUTE ON FUNCTION
     pgbert.embed_chunks(text[], integer, integer), pgbert._chunk_table_name(regclass),
     pgbert.row_visible(oid, smallint, smallint, anyelement),
     pgbert._create_chunk_table(regclass, name, name, integer, boolean), pgbert._chunk_writer_name(oid),
-    pgbert._chunk_writer_ddl(pgbert.embedded_tables), pgbert._install_chunk_writer(regclass),
-    pgbert._drop_chunk_writer(oid), pgbert._install_chunk_triggers(regclass),
+    pgbert._chunk_writer_ddl(pgbert.embedded_tables), pgbert._install_chunk_triggers(regclass),
     pgbert._register_chunks(regclass, pgbert.models, name, name, name, text, integer, integer),
     pgbert._backfill_chunks_batch(regclass, integer), pgbert._chunk_search(pgbert.embedded_tables, text, integer, text),
     pgbert._best_chunks(pgbert.embedded_tables, text, @vector_schema@.vector, integer, text, text, float8, float8, float8,

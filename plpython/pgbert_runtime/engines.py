@@ -88,10 +88,7 @@ class OnnxRuntimeEngine:
             except prepared.Unshared as exc:
                 self.weights = f"private copy: {exc}"
         if self.session is None:
-            options = ort.SessionOptions()
-            # ORT's default thread count was erratic on a busy machine: set it explicitly.
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
+            options = prepared.session_options(ort, threads)
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             try:
                 self.session = ort.InferenceSession(bundle.onnx_path, options, providers=["CPUExecutionProvider"])

@@ -16,6 +16,7 @@ note beside it (backends then load privately, as before, and pgbert.status() sho
 from __future__ import annotations
 
 import fcntl
+import functools
 import glob
 import hashlib
 import json
@@ -52,9 +53,15 @@ def cpu_tag(cpuinfo: str = "/proc/cpuinfo") -> str:
     return hashlib.sha256(f"{model}|{' '.join(sorted(flags.split()))}".encode()).hexdigest()[:12]
 
 
+@functools.cache
+def this_cpu() -> str:
+    """cpu_tag() of the CPU this process runs on, read once per process (every load names its folder)."""
+    return cpu_tag()
+
+
 def folder_for(cache_dir: str, ort_version: str, cpu: str | None = None) -> str:
     """cache_dir is already per model file (engines.private_cache_dir names it by the model's sha256)."""
-    return os.path.join(cache_dir, f"onnxruntime-{ort_version}-cpu-{cpu or cpu_tag()}-v{FORMAT}")
+    return os.path.join(cache_dir, f"onnxruntime-{ort_version}-cpu-{cpu or this_cpu()}-v{FORMAT}")
 
 
 def ready(folder: str) -> bool:
@@ -84,7 +91,7 @@ def _fail(folder: str, reason: str) -> Unshared:
     return Unshared(f"{reason} (delete {folder}.failed to try again)")
 
 
-def _session_options(ort, threads: int):
+def session_options(ort, threads: int):
     options = ort.SessionOptions()
     # ORT's default thread count was erratic on a busy machine: set it explicitly.
     options.intra_op_num_threads = threads
@@ -94,7 +101,7 @@ def _session_options(ort, threads: int):
 
 def load_shared(ort, folder: str, threads: int):
     """A session on a prepared folder: no optimisation (it was done), weights mapped from the data file."""
-    options = _session_options(ort, threads)
+    options = session_options(ort, threads)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(os.path.join(folder, "model.onnx"), options, providers=["CPUExecutionProvider"])
 
@@ -132,7 +139,7 @@ def prepare(ort, onnx_path: str, folder: str, threads: int):
     os.makedirs(scratch, mode=0o700)
     started = time.perf_counter()
     try:
-        options = _session_options(ort, threads)
+        options = session_options(ort, threads)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.optimized_model_filepath = os.path.join(scratch, "model.onnx")
         for key, value in (("session.optimized_model_external_initializers_file_name", DATA_FILE),
@@ -148,7 +155,7 @@ def prepare(ort, onnx_path: str, folder: str, threads: int):
             raise _fail(folder, f"the prepared model disagrees with model.onnx (cosine {cosine:.6f} < "
                                 f"{MIN_COSINE}) with ONNX Runtime {ort.__version__}")
         sizes = {name: os.path.getsize(os.path.join(scratch, name)) for name in ("model.onnx", DATA_FILE)}
-        record = {"format": FORMAT, "onnxruntime": ort.__version__, "cpu": cpu_tag(), "probe_cosine": cosine,
+        record = {"format": FORMAT, "onnxruntime": ort.__version__, "cpu": this_cpu(), "probe_cosine": cosine,
                   "seconds": round(time.perf_counter() - started, 2), "sizes": sizes}
         with open(os.path.join(scratch, "prepared.json"), "w") as f:
             json.dump(record, f, indent=1)
