@@ -126,7 +126,10 @@ BEGIN
         RAISE EXCEPTION 'pgbert: a chunked table keeps its vectors in %, not in a column of its own',
               pgbert._chunk_table_name(tbl) USING ERRCODE = 'invalid_parameter_value',
               HINT = 'Leave vector_column out.';
-    ELSIF overlap_tokens IS NULL OR overlap_tokens < 0 OR overlap_tokens >= chunk_tokens OR chunk_tokens < 1 THEN
+    ELSIF chunk_tokens < 1 THEN
+        RAISE EXCEPTION 'pgbert: chunk_tokens must be at least 1, got %', chunk_tokens
+              USING ERRCODE = 'invalid_parameter_value';
+    ELSIF overlap_tokens IS NULL OR overlap_tokens < 0 OR overlap_tokens >= chunk_tokens THEN
         RAISE EXCEPTION 'pgbert: overlap_tokens must be 0 .. chunk_tokens - 1, got % with chunk_tokens %',
               coalesce(overlap_tokens::text, 'NULL'), chunk_tokens USING ERRCODE = 'invalid_parameter_value';
     END IF;

@@ -174,7 +174,7 @@ def test_a_role_that_may_not_read_the_table_cannot_read_its_chunks(conn, role):
 def test_bad_chunking_arguments_are_refused_clearly(conn):
     conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text)")
     for args, error, text in [
-        ("chunk_tokens => 0", psycopg.errors.InvalidParameterValue, "overlap_tokens must be"),
+        ("chunk_tokens => 0", psycopg.errors.InvalidParameterValue, "chunk_tokens must be at least 1"),
         ("chunk_tokens => 10000", psycopg.errors.InvalidParameterValue, "chunk_tokens must be 1.."),
         ("chunk_tokens => 16, overlap_tokens => 16", psycopg.errors.InvalidParameterValue, "overlap_tokens"),
         ("chunk_tokens => 16, vector_column => 'v'", psycopg.errors.InvalidParameterValue, "keeps its vectors"),
@@ -200,7 +200,7 @@ def test_a_text_past_the_chunk_limit_is_refused_and_nothing_is_lost(docs):
     assert "raise max_chunks_per_row" in info.value.diag.message_hint
     assert conn.execute("SELECT id FROM docs").fetchall() == [(1,)]  # the statement, not the table, failed
     huge = "word " * 4_000_000  # 20 MB: refused after a bounded amount of work
-    with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="max_chunks_per_row"):  # not max_input_chars
         conn.execute("INSERT INTO docs VALUES (4, %s)", (huge,))
     assert_exact(conn)
 
