@@ -2,14 +2,15 @@
 
   .venv/bin/python bench/backends.py [--url URL] [--seconds 8]
 
-Two configurations side by side in one run, on the default engine: every backend loading its own copy of the
-model (shared_weights = off: what pgbert did before) and backends mapping the model prepared once per server
-(shared_weights = on). For 1, 2, 4 and 8 connections that each called embed(): the total PSS of their
-backends (from /proc/<pid>/smaps_rollup: shared pages count once, split among sharers), the first embed() in
-each new connection, and the aggregate throughput of as many clients calling embed_batch() at once; then one
-backend's throughput on short and on long texts, and the cosine between the two configurations' vectors.
-On the local cluster (no --url) it also restarts the server and times the first backend's first call.
-The header names the CPU and the flags every engine choice depends on.
+Three configurations side by side in one run, on the default engine: every backend loading its own copy of
+the model (model_host and shared_weights off: what pgbert did before), backends mapping the model prepared
+once per server (model_host off, shared_weights on), and the model host (both on, the default: one process
+per server embeds for every backend). For 1, 2, 4 and 8 connections that each called embed(): the total PSS
+of their backends and of the model host (from /proc/<pid>/smaps_rollup: shared pages count once, split among
+sharers), the first embed() in each new connection, and the aggregate throughput of as many clients calling
+embed_batch() at once; then one backend's throughput on short and on long texts, and the cosine between the
+configurations' vectors. On the local cluster (no --url) it also restarts the server and times the first
+backend's first call. The header names the CPU and the flags every engine choice depends on.
 """
 from __future__ import annotations
 
@@ -72,11 +73,18 @@ def vectors(conn) -> list[np.ndarray]:
     return [np.array(json.loads(v)) for (v,) in cur.fetchall()]
 
 
-def weights(conn) -> str:
+def status_value(conn, setting: str) -> str | None:
     cur = conn.cursor()
-    cur.execute("SELECT value FROM pgbert.status() WHERE setting = 'weights'")
+    cur.execute("SELECT value FROM pgbert.status() WHERE setting = %s", (setting,))
     row = cur.fetchone()
-    return row[0] if row else "unknown"
+    return row[0] if row else None
+
+
+def total_pss(conns) -> float:
+    """PSS of the connections' backends, plus the model host's when one serves them."""
+    pids = {c.get_backend_pid() for c in conns}
+    host = status_value(conns[0], "model_host_pid")
+    return sum(pss_mb(pid) for pid in pids | ({int(host)} if host else set()))
 
 
 def measure(url: str, seconds: float, lines: list[str]) -> dict:
@@ -88,20 +96,23 @@ def measure(url: str, seconds: float, lines: list[str]) -> dict:
             firsts.append(took)
         rate = throughput(conns, seconds, SHORT)
         base = base or rate
-        total = sum(pss_mb(c.get_backend_pid()) for c in conns)
+        total = total_pss(conns)
         lines.append(f"| {n} | {total:.0f} | {total / n:.0f} | {firsts[-1]:.2f} | {rate:.1f} | {rate / base:.2f}× |")
         print(lines[-1], flush=True)
-    result = {"weights": weights(conns[0]), "first_others": statistics.median(firsts[1:]),
+    result = {"weights": status_value(conns[0], "weights"), "runs_in": status_value(conns[0], "model_runs_in"),
+              "first_others": statistics.median(firsts[1:]), "first_worst": max(firsts[1:]),
               "short": throughput(conns[:1], seconds, SHORT), "long": throughput(conns[:1], seconds, LONG),
-              "vectors": vectors(conns[0]), "pss8": total}
+              "vectors": vectors(conns[0]), "pss8": total, "aggregate8": rate / base}
     for c in conns:
         c.close()
     return result
 
 
-def set_shared(url: str, value: str) -> None:
+def configure(url: str, model_host: str, shared_weights: str) -> None:
     admin = connect(url)
-    admin.cursor().execute("UPDATE pgbert.settings SET value = %s WHERE name = 'shared_weights'", (value,))
+    cur = admin.cursor()
+    for name, value in (("model_host", model_host), ("shared_weights", shared_weights)):
+        cur.execute("UPDATE pgbert.settings SET value = %s WHERE name = %s", (value, name))
     admin.close()
 
 
@@ -114,6 +125,13 @@ def first_after_restart(url: str) -> float:
     return took
 
 
+CONFIGURATIONS = (  # label, model_host, shared_weights
+    ("private copies (model_host and shared_weights off: before)", "off", "off"),
+    ("shared weights, a model per backend (model_host off)", "off", "on"),
+    ("model host (the default: after)", "on", "on"),
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url")
@@ -123,37 +141,41 @@ def main() -> None:
     args = parser.parse_args()
     url = args.url or Cluster().url()
     lines = ["# Backends: memory, first call, throughput", "", cpu_summary(), "",
-             f"Default engine, all backends of one server; `bench/backends.py --seconds {args.seconds:g}`, both "
-             "configurations one after the other in one run. \"texts/s\" is the aggregate of as many clients "
-             f"calling embed_batch() ({len(SHORT)} texts of about 45 tokens) at once.", "",
+             f"Default engine, all backends of one server; `bench/backends.py --seconds {args.seconds:g}`, the "
+             "configurations one after the other in one run. Total PSS includes the model host's when one serves. "
+             f"\"texts/s\" is the aggregate of as many clients calling embed_batch() ({len(SHORT)} texts of about "
+             "45 tokens) at once.", "",
              "| backends | total PSS MB | PSS per backend MB | first embed() s (newest) | texts/s, all at once | × 1 |",
              "|---|---|---|---|---|---|"]
-    results = {}
+    results = []
     try:
-        for label, value in (("private copies (shared_weights = off: before)", "off"),
-                             ("shared weights (shared_weights = on: after)", "on")):
-            set_shared(url, value)
+        for label, model_host, shared_weights in CONFIGURATIONS:
+            configure(url, model_host, shared_weights)
             lines.append(f"| **{label}** | | | | | |")
-            results[value] = measure(url, args.seconds, lines)
+            results.append(measure(url, args.seconds, lines))
             if not args.url:
-                results[value]["restart"] = first_after_restart(url)
+                results[-1]["restart"] = first_after_restart(url)
     finally:
-        set_shared(url, "on")
-    off, on = results["off"], results["on"]
+        configure(url, "on", "on")
+    before, after = results[0], results[-1]
     cosine = min(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-                 for a, b in zip(off["vectors"], on["vectors"], strict=True))
-    lines += ["", "| one backend | private copies | shared weights | shared / private |", "|---|---|---|---|"]
+                 for r in results[1:] for a, b in zip(before["vectors"], r["vectors"], strict=True))
+    lines += ["", "| | private copies | shared weights | model host | host / private |", "|---|---|---|---|---|"]
     rows = [("first embed() in a new connection, model in use elsewhere (median, s)", "first_others"),
+            ("same, slowest of the 7 (s)", "first_worst"),
             ("first embed() of the first backend after a restart (s)", "restart"),
-            (f"texts/s, short texts ({len(SHORT)} × ~45 tokens)", "short"),
-            (f"texts/s, long texts ({len(LONG)} × 384 tokens, the window)", "long"),
-            ("total PSS of 8 backends (MB)", "pss8")]
+            (f"one backend, texts/s, short texts ({len(SHORT)} × ~45 tokens)", "short"),
+            (f"one backend, texts/s, long texts ({len(LONG)} × 384 tokens, the window)", "long"),
+            ("8 clients at once, × 1 client", "aggregate8"),
+            ("total PSS of 8 backends, and of the host (MB)", "pss8")]
     for title, key in rows:
-        if key in off and key in on:
-            lines.append(f"| {title} | {off[key]:.2f} | {on[key]:.2f} | {on[key] / off[key]:.2f}× |")
-    lines += ["", f"Vectors: minimum cosine between the two configurations over {len(PROBES)} texts: {cosine:.7f}.",
-              "", f"Weights, shared configuration: {on['weights']}."]
-    print("\n".join(lines[-9:]))
+        if all(key in r for r in results):
+            cells = " | ".join(f"{r[key]:.2f}" for r in results)
+            lines.append(f"| {title} | {cells} | {after[key] / before[key]:.2f}× |")
+    lines += ["", f"Vectors: minimum cosine to the private copies' over {len(PROBES)} texts: {cosine:.7f}.", ""]
+    lines += [f"- {label.split(' (')[0]}: runs in {r['runs_in']}; weights: {r['weights']}."
+              for (label, *_), r in zip(CONFIGURATIONS, results, strict=True)]
+    print("\n".join(lines[-14:]))
     with open(args.output, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 

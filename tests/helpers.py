@@ -44,7 +44,7 @@ def db_url(dbname: str) -> str:
 
 
 def model_calls(conn) -> int:
-    """Model invocations of this connection's backend so far (pgbert.status())."""
+    """Model invocations so far by what runs this connection's model: the host or the backend (status())."""
     return int(dict(conn.execute("SELECT * FROM pgbert.status()").fetchall())["model_calls"])
 
 
@@ -63,3 +63,19 @@ def assert_embedded(conn, table="docs", source="body", target="body_embedding"):
 
 def is_superuser(conn, role: str) -> bool:
     return conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (role,)).fetchone()[0]
+
+
+def wait_for_exit(pid: int, seconds: float = 10.0) -> None:
+    """Wait until process pid is gone (or a zombie); fail the test past seconds."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split(") ", 1)[1].startswith("Z"):
+                    return
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} still runs after {seconds} s")

@@ -74,6 +74,21 @@ def sha256_file(path: str, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def file_key(path: str) -> tuple:
+    """What identifies a bundle's files for caches: re-exported, replaced, truncated or deleted files change
+    these stats, so the next call reloads (or fails with a clear error), and a repaired bundle is picked up
+    without restarting the server. Three stat() calls cost microseconds; this runs on every embed() call, so
+    nothing more (the path is the absolute one registered in pgbert.models)."""
+    stats = []
+    for name in (MANIFEST, "model.onnx", "tokenizer.json"):
+        try:
+            st = os.stat(os.path.join(path, name))
+            stats.append((st.st_size, st.st_mtime_ns, st.st_ino))
+        except OSError:
+            stats.append(None)
+    return (path, *stats)
+
+
 def load_bundle(path: str) -> Bundle:
     """Read and check a bundle's manifest (cheap: sizes only, no checksums)."""
     manifest_path = os.path.join(path, MANIFEST)

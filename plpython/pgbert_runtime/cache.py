@@ -19,7 +19,7 @@ class VectorCache:
         self.bytes = 0
         self.hits = 0
         self.misses = 0
-        self.owner = None  # the Encoder whose vectors these are
+        self.owner = None  # the loaded model (its Bundle object) whose vectors these are
 
     @staticmethod
     def _size(key: tuple, value: str) -> int:

@@ -11,7 +11,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from . import engines
-from .bundle import Bundle, BundleError, load_bundle
+from .bundle import Bundle, BundleError, file_key, load_bundle
 from .pooling import POOLERS, l2_normalize
 
 DEFAULT_BATCH_SIZE = 32
@@ -268,27 +268,12 @@ _cache: dict[tuple, Encoder] = {}
 _lock = threading.Lock()
 
 
-def _bundle_key(path: str) -> tuple:
-    # Re-exported, replaced, truncated or deleted files change these stats, which invalidates the cache:
-    # the next call reloads (or fails with a clear error), and a repaired bundle is picked up without
-    # restarting the server. Three stat() calls cost microseconds; this runs on every embed() call, so
-    # nothing more (the path is the absolute one registered in pgbert.models).
-    stats = []
-    for name in ("manifest.json", "model.onnx", "tokenizer.json"):
-        try:
-            st = os.stat(os.path.join(path, name))
-            stats.append((st.st_size, st.st_mtime_ns, st.st_ino))
-        except OSError:
-            stats.append(None)
-    return (path, *stats)
-
-
 def get_encoder(path: str, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                 batch_tokens: int = DEFAULT_BATCH_TOKENS, engine: str | None = None,
                 before_load=None, shared_weights: bool = True) -> Encoder:
     """The cached Encoder for a bundle directory, loaded on first use (once per process).
     before_load(path): called only when the bundle is about to be loaded (the memory guard)."""
-    key = _bundle_key(path) + (threads, batch_size, batch_tokens, engine, shared_weights)
+    key = file_key(path) + (threads, batch_size, batch_tokens, engine, shared_weights)
     with _lock:
         encoder = _cache.get(key)
         if encoder is None:

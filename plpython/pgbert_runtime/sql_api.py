@@ -7,15 +7,13 @@ model switched or repaired by an admin is picked up by the next call, without a 
 """
 from __future__ import annotations
 
-import os
 import time
+from contextlib import contextmanager
 
-from . import engines, lexical, memory
-from .bundle import KINDS, BundleError, load_bundle
+from . import host_client, lexical, memory, wire
+from .bundle import KINDS, BundleError
 from .cache import VectorCache
-from .chunker import TooManyChunks, chunk_spans
-from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, default_threads, embed_texts, get_encoder
-from .slots import ModelSlots
+from .chunker import TooManyChunks
 from .vectors import to_pgvector
 
 # The runtime settings, one row; NULL means the default.
@@ -29,7 +27,9 @@ SELECT (SELECT value FROM pgbert.settings WHERE name = 'threads') AS threads,
        (SELECT value FROM pgbert.settings WHERE name = 'memory_reserve_mb') AS memory_reserve_mb,
        (SELECT value FROM pgbert.settings WHERE name = 'thread_budget') AS thread_budget,
        (SELECT value FROM pgbert.settings WHERE name = 'shared_weights') AS shared_weights,
-       (SELECT value FROM pgbert.settings WHERE name = 'max_chunks_per_row') AS max_chunks_per_row
+       (SELECT value FROM pgbert.settings WHERE name = 'max_chunks_per_row') AS max_chunks_per_row,
+       (SELECT value FROM pgbert.settings WHERE name = 'model_host') AS model_host,
+       (SELECT value FROM pgbert.settings WHERE name = 'python_path') AS python_path
 """
 ACTIVE_MODEL_SQL = f"""
 SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files, s.*
@@ -42,21 +42,21 @@ NOT_READY = "55000"
 OUT_OF_MEMORY = "53200"
 # SQLSTATE 54000 (program_limit_exceeded): more input in one call than the max_input_chars setting allows.
 TOO_MUCH_INPUT = "54000"
+# SQLSTATE 58000 (system_error): the model host stopped while answering this call.
+HOST_FAILED = "58000"
 # Chunks one text may make (chunked tables): past it, SQLSTATE 54000 (max_chunks_per_row in pgbert.settings).
 DEFAULT_MAX_CHUNKS = 2000
 _plan = None
 _ping = None
 stats = {"calls": 0, "texts": 0, "seconds": 0.0, "load_seconds": 0.0}
 cache = VectorCache()
-slots = ModelSlots()
+# Why this backend runs the model itself although model_host is on (None: it does not); status() shows it.
+host_fallback: str | None = None
 
 
-def active_encoder(plpy) -> Encoder:
-    return _active(plpy)[0]
-
-
-def _active(plpy) -> tuple[Encoder, dict]:
-    """The active model's encoder (loaded once per backend) and the settings row it was read with."""
+def _active(plpy):
+    """The active model (a host_client.RemoteModel, or a local.LocalModel loaded once per backend) and the
+    settings row it was read with."""
     global _plan
     if _plan is None:
         _plan = plpy.prepare(ACTIVE_MODEL_SQL)
@@ -66,45 +66,56 @@ def _active(plpy) -> tuple[Encoder, dict]:
                    hint="An administrator registers one with: SELECT pgbert.use_model('/path/to/bundle');")
     row = rows[0]
     started = time.perf_counter()
+    with model_errors(plpy, row["name"]):
+        model = _model_for(plpy, row["bundle_path"], row)
+    stats["load_seconds"] += time.perf_counter() - started  # cache hits add microseconds
+    # Equal file lists imply the registered dimension too (the engine checks the ONNX width on load).
+    if model.bundle.files != _registered_files(row["files"]):
+        plpy.error(f"pgbert: the files in {row['bundle_path']} are not the ones registered for model "
+                   f"{row['name']!r} (bundle now holds {model.bundle.model_id}, "
+                   f"{model.dimension}-d); vectors would not match the ones already stored", sqlstate=NOT_READY,
+                   hint="Restore the registered bundle, or register the new one with "
+                        "SELECT pgbert.use_model(path) (a different model needs its tables re-embedded).")
+    return model, row
+
+
+@contextmanager
+def model_errors(plpy, name: str):
+    """What loading or running the model may raise, here or in the model host, as SQL errors with a hint."""
     try:
-        encoder = _encoder_for(row["bundle_path"], row)
+        yield
     except memory.NotEnoughMemory as exc:
         plpy.error(f"pgbert: {exc}", sqlstate=OUT_OF_MEMORY,
                    hint="Close idle connections that loaded the model (or pool them with PgBouncer), add memory, "
                         "or, if you know better, lower memory_reserve_mb in pgbert.settings.")
     except BundleError as exc:
-        plpy.error(f"pgbert: model {row['name']!r} cannot be loaded: {exc}", sqlstate=NOT_READY,
+        plpy.error(f"pgbert: model {name!r} cannot be loaded: {exc}", sqlstate=NOT_READY,
                    hint="Check SELECT * FROM pgbert.status(); fix the bundle or switch with pgbert.use_model().")
-    stats["load_seconds"] += time.perf_counter() - started  # cache hits add microseconds
-    # Equal file lists imply the registered dimension too (the engine checks the ONNX width on load).
-    if encoder.bundle.files != _registered_files(row["files"]):
-        plpy.error(f"pgbert: the files in {row['bundle_path']} are not the ones registered for model "
-                   f"{row['name']!r} (bundle now holds {encoder.bundle.model_id}, "
-                   f"{encoder.dimension}-d); vectors would not match the ones already stored", sqlstate=NOT_READY,
-                   hint="Restore the registered bundle, or register the new one with "
-                        "SELECT pgbert.use_model(path) (a different model needs its tables re-embedded).")
-    return encoder, row
+    except wire.HostError as exc:
+        plpy.error(f"pgbert: {exc}", sqlstate=HOST_FAILED,
+                   hint="Run the statement again. SELECT * FROM pgbert.status() shows the model host; "
+                        "model_host = 'off' in pgbert.settings runs the model in each backend instead.")
 
 
-def _encoder_for(bundle_path: str, settings: dict) -> Encoder:
-    """The cached encoder for a bundle under the runtime settings (a row of SETTINGS_SQL); a load first
-    passes the memory guard."""
-    reserve = settings.get("memory_reserve_mb")
-    shared_weights = (settings.get("shared_weights") or "on").strip().lower() not in ("off", "false", "no", "0")
-
-    def guard(path: str) -> None:
+def _model_for(plpy, bundle_path: str, settings: dict):
+    """The server's model host when the model_host setting is on and one answers (or starts), else the model
+    loaded in this backend: a first failure to start the host is a WARNING, and status() says why."""
+    global host_fallback
+    if wire.is_on(settings.get("model_host")) and host_client.in_server():
         try:
-            size = os.path.getsize(os.path.join(path, "model.onnx"))
-            shared = shared_weights and engines.shared_weights_ready(load_bundle(path))
-        except (OSError, BundleError):
-            return  # a missing or damaged file: the load itself reports it
-        memory.check_can_load(size, int(reserve) if reserve not in (None, "") else None, shared=shared)
+            model = host_client.model_for(bundle_path, settings)
+            host_fallback = None
+            return model
+        except host_client.HostUnavailable as exc:
+            if host_fallback is None:
+                plpy.warning(f"pgbert: {exc}; this backend loads the model itself",
+                             hint="SELECT * FROM pgbert.status() shows why; model_host = 'off' in pgbert.settings "
+                                  "makes this the rule (no warning).")
+            host_fallback = str(exc)
+    from . import local  # numpy, tokenizers, ONNX Runtime: only a backend that runs the model imports them
 
-    return get_encoder(bundle_path,
-                       threads=int(settings["threads"]) if settings["threads"] else None,
-                       batch_size=int(settings["batch_size"] or DEFAULT_BATCH_SIZE),
-                       batch_tokens=int(settings["batch_tokens"] or DEFAULT_BATCH_TOKENS),
-                       engine=settings["engine"], before_load=guard, shared_weights=shared_weights)
+    thread_budget = int(settings.get("thread_budget") or 0) or None
+    return local.LocalModel(local.load_encoder(bundle_path, settings), thread_budget)
 
 
 _files_cache: tuple[str, dict] | None = None
@@ -139,18 +150,22 @@ def _check_input_size(plpy, texts, settings: dict) -> None:
                         "reach the model), or ask an administrator to raise max_input_chars in pgbert.settings.")
 
 
-def _embed(plpy, texts, kind: str, active: tuple[Encoder, dict] | None = None):
-    encoder, settings = active or _active(plpy)
+def _embed(plpy, texts, kind: str, active: tuple | None = None) -> list:
+    """Vectors of texts (rows with .tolist()), in order; None for a None text."""
+    model, settings = active or _active(plpy)
     if kind not in KINDS:
         plpy.error(f"pgbert: kind must be 'query' or 'document', not {kind!r}", sqlstate="22023",
                    hint="'query' for a search query, 'document' for a text that is searched (the default).")
     _check_input_size(plpy, texts, settings)
     started = time.perf_counter()
-    check = interrupt_check(plpy)
-    gate = slots.gate(int(settings.get("thread_budget") or 0) or default_threads(), encoder.threads, check)
-    vectors = embed_texts(encoder, texts, check=check, kind=kind, gate=gate)
+    present = [i for i, t in enumerate(texts) if t is not None]
+    with model_errors(plpy, settings["name"]):
+        found = model.encode([texts[i] for i in present], kind, interrupt_check(plpy))
+    vectors = [None] * len(texts)
+    for i, vector in zip(present, found, strict=True):
+        vectors[i] = vector
     stats["calls"] += 1
-    stats["texts"] += sum(v is not None for v in vectors)
+    stats["texts"] += len(present)
     stats["seconds"] += time.perf_counter() - started
     return vectors
 
@@ -165,12 +180,12 @@ def embed(plpy, text: str | None, kind: str = "document", cached: bool = True) -
     active = _active(plpy)
     limit = int(active[1].get("embed_cache_mb") or 0) * 1024 * 1024 if cached else 0
     if limit:
-        hit = cache.get(active[0], (kind, text))
+        hit = cache.get(active[0].bundle, (kind, text))  # the bundle object: one per loaded model
         if hit is not None:
             return hit
     vector = to_pgvector(_embed(plpy, [text], kind, active)[0])
     if limit:
-        cache.put(active[0], (kind, text), vector, limit)
+        cache.put(active[0].bundle, (kind, text), vector, limit)
     return vector
 
 
@@ -187,8 +202,9 @@ def embed_chunks(plpy, texts: list | None, chunk_tokens: int, overlap_tokens: in
     rows (ord: the text's position from 1, chunk from 0, start_char, end_char, passage, vector)."""
     if not texts:
         return []
-    encoder, settings = active = _active(plpy)
-    window = encoder.chunk_window
+    model, settings = active = _active(plpy)
+    with model_errors(plpy, settings["name"]):
+        window = model.chunk_window
     if chunk_tokens is None or overlap_tokens is None or not (1 <= chunk_tokens <= window
                                                               and 0 <= overlap_tokens < chunk_tokens):
         plpy.error(f"pgbert: chunk_tokens must be 1..{window} (the model's window less its special tokens and "
@@ -196,18 +212,18 @@ def embed_chunks(plpy, texts: list | None, chunk_tokens: int, overlap_tokens: in
                    sqlstate="22023")
     _check_input_size(plpy, texts, settings)
     limit = int(settings.get("max_chunks_per_row") or DEFAULT_MAX_CHUNKS)
-    check = interrupt_check(plpy)
+    present = [(ord_, text) for ord_, text in enumerate(texts, 1) if text is not None]
+    try:
+        with model_errors(plpy, settings["name"]):
+            spans = model.chunk([text for _, text in present], chunk_tokens, overlap_tokens, limit,
+                                interrupt_check(plpy))
+    except TooManyChunks as exc:
+        plpy.error(f"pgbert: {exc}", sqlstate=TOO_MUCH_INPUT,
+                   hint="Split the document into several rows, or ask an administrator to raise "
+                        "max_chunks_per_row in pgbert.settings.")
     rows, passages = [], []
-    for ord_, text in enumerate(texts, 1):
-        if text is None:
-            continue
-        try:
-            spans = chunk_spans(encoder.plain_tokenizer, text, chunk_tokens, overlap_tokens, limit, check)
-        except TooManyChunks as exc:
-            plpy.error(f"pgbert: {exc}", sqlstate=TOO_MUCH_INPUT,
-                       hint="Split the document into several rows, or ask an administrator to raise "
-                            "max_chunks_per_row in pgbert.settings.")
-        for chunk, (start, end) in enumerate(spans):
+    for (ord_, text), text_spans in zip(present, spans, strict=True):
+        for chunk, (start, end) in enumerate(text_spans):
             rows.append((ord_, chunk, start, end))
             passages.append(text[start:end])
     vectors = _embed(plpy, passages, "document", active)
@@ -268,28 +284,22 @@ def text_language(text: str | None) -> str | None:
 
 
 def runtime_info(plpy) -> dict:
-    """What this backend has loaded: for pgbert.status()."""
-    import onnxruntime
-    import tokenizers
+    """What serves this backend's model calls (the model host or this backend) and what it has done: for
+    pgbert.status()."""
+    model, settings = _active(plpy)
+    with model_errors(plpy, settings["name"]):
+        info = model.info()
+    if model.where == "model host":
+        where = f"the model host, pid {info['model_host_pid']}"
+    else:
+        from . import local
 
-    encoder = active_encoder(plpy)
+        info["thread_budget_wait_seconds"] = round(local.slots.waited_seconds, 3)
+        where = (f"this backend: the model host is unavailable ({host_fallback})" if host_fallback
+                 else "this backend (model_host is off in pgbert.settings)")
     return {
-        "model": encoder.bundle.model_id,
-        "bundle_path": encoder.bundle.path,
-        "dimension": encoder.dimension,
-        "pooling": encoder.bundle.pooling,
-        "normalize": encoder.bundle.normalize,
-        "max_tokens": encoder.bundle.max_tokens,
-        "threads": encoder.threads,
-        "batch_size": encoder.batch_size,
-        "batch_tokens": encoder.batch_tokens,
-        "engine": encoder.engine.name,
-        "engine_reason": encoder.engine.reason,
-        "weights": encoder.engine.weights,
-        "onnxruntime": onnxruntime.__version__,
-        "tokenizers": tokenizers.__version__,
-        "model_calls": encoder.calls,
-        "thread_budget_wait_seconds": round(slots.waited_seconds, 3),
+        "model_runs_in": where,
+        **info,
         "cache_hits": cache.hits,
         "cache_misses": cache.misses,
         "cache_entries": len(cache.entries),
@@ -305,14 +315,11 @@ def use_model(plpy, bundle_path: str, name: str | None = None) -> str:
 
     if not os.path.isabs(bundle_path):
         plpy.error(f"pgbert: bundle path must be absolute, got {bundle_path!r}", sqlstate="22023")
-    try:
-        # Prove that it loads here, in the server, before switching to it, with the settings embed() will
-        # use: the encoder cached now is the one the next embed() in this backend gets.
-        bundle = _encoder_for(bundle_path, plpy.execute(SETTINGS_SQL)[0]).bundle
-    except memory.NotEnoughMemory as exc:
-        plpy.error(f"pgbert: {exc}", sqlstate=OUT_OF_MEMORY)
-    except BundleError as exc:
-        plpy.error(f"pgbert: {exc}", sqlstate=NOT_READY)
+    # Prove that it loads in the server, where embed() will run it, with the settings embed() will use.
+    with model_errors(plpy, name or bundle_path):
+        model = _model_for(plpy, bundle_path, plpy.execute(SETTINGS_SQL)[0])
+        model.info()
+    bundle = model.bundle
     name = name or bundle.model_id.split("/")[-1]
     in_use = None
     if plpy.execute("SELECT to_regclass('pgbert.embedded_tables') IS NOT NULL AS e")[0]["e"]:

@@ -1,6 +1,7 @@
-"""One model per server: backends map the model prepared once under the data directory (pgbert_cache)
-instead of each loading its own copy; a failed preparation falls back to a private copy and says why; the
-prepared model outlives a restart."""
+"""One model per server: the model host holds the model, and backends load nothing of it; with model_host off,
+backends map the model prepared once under the data directory (pgbert_cache) instead of each loading its own
+copy; a failed preparation falls back to a private copy and says why; the prepared model and the host's
+service outlive a restart, and the host ends with its server."""
 import json
 import os
 import shutil
@@ -9,7 +10,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from helpers import CLUSTER, status, tiny_bundle_path
+from helpers import CLUSTER, status, tiny_bundle_path, wait_for_exit
 from pgbert_runtime import prepared
 
 
@@ -21,8 +22,8 @@ def vector(conn, text: str) -> np.ndarray:
     return np.array(json.loads(conn.execute("SELECT embed(%s)::text", (text,)).fetchone()[0]))
 
 
-def mapped_files(conn) -> str:
-    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+def mapped_files(conn, pid: int | None = None) -> str:
+    pid = pid or conn.execute("SELECT pg_backend_pid()").fetchone()[0]
     with open(f"/proc/{pid}/maps") as f:
         return f.read()
 
@@ -36,7 +37,24 @@ def prepared_folder(conn, bundle: str) -> str:
     return prepared.folder_for(os.path.join(data_directory, "pgbert_cache", digest), version)
 
 
+def test_the_model_host_maps_the_prepared_model_and_backends_load_nothing(conn, tiny_bundle):
+    conn.execute("SELECT embed('load it in the host')")
+    folder = prepared_folder(conn, tiny_bundle)
+    st = status(conn)
+    host = int(st["model_host_pid"])
+    assert st["model_runs_in"] == f"the model host, pid {host}"
+    assert st["weights"] == f"shared, memory-mapped from {folder}"
+    assert os.path.join(folder, prepared.DATA_FILE) in mapped_files(conn, host)
+    with connect(conn) as other:
+        other.execute("SELECT embed('a second backend')")
+        assert status(other)["model_host_pid"] == str(host)  # one host for the server
+        for backend in (conn, other):
+            maps = mapped_files(backend)
+            assert "onnxruntime" not in maps and "pgbert_cache" not in maps and "numpy" not in maps
+
+
 def test_backends_map_one_prepared_model_and_embed_as_a_private_copy_does(conn, tiny_bundle):
+    conn.execute("UPDATE pgbert.settings SET value = 'off' WHERE name = 'model_host'")
     conn.execute("SELECT embed('load it here')")
     folder = prepared_folder(conn, tiny_bundle)
     assert status(conn)["weights"] == f"shared, memory-mapped from {folder}"
@@ -57,6 +75,7 @@ def test_backends_map_one_prepared_model_and_embed_as_a_private_copy_does(conn, 
 
 def test_a_failed_preparation_falls_back_to_a_private_copy_and_says_how_to_retry(conn):
     bundle = tiny_bundle_path("tiny-bert-shared", seed=7)  # a model of its own: its own cache folder
+    conn.execute("UPDATE pgbert.settings SET value = 'off' WHERE name = 'model_host'")  # a load per backend
     folder = prepared_folder(conn, bundle)
     shutil.rmtree(folder, ignore_errors=True)  # left by an earlier run
     os.makedirs(os.path.dirname(folder), exist_ok=True)
@@ -84,10 +103,13 @@ def test_the_prepared_model_outlives_a_restart(conn, tiny_bundle):
     record = os.path.join(folder, "prepared.json")
     written = os.stat(record).st_mtime_ns
     dbname = conn.info.dbname
+    host = int(status(conn)["model_host_pid"])
     conn.close()
     CLUSTER.stop(echo=lambda *_: None)
+    wait_for_exit(host)  # the host ends with its server
     CLUSTER.start(echo=lambda *_: None)
     with psycopg.connect(CLUSTER.url(dbname), autocommit=True) as after:
         assert after.execute("SELECT vector_dims(embed('after the restart'))").fetchone() == (32,)
-        assert status(after)["weights"] == f"shared, memory-mapped from {folder}"
+        st = status(after)
+        assert st["weights"] == f"shared, memory-mapped from {folder}" and int(st["model_host_pid"]) != host
     assert os.stat(record).st_mtime_ns == written

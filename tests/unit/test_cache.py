@@ -37,20 +37,20 @@ def plpy(tiny_bundle):
 
 
 def test_the_same_text_twice_is_one_model_call_and_kinds_are_apart(plpy):
-    calls = sql_api.active_encoder(plpy).calls
+    calls = sql_api._active(plpy)[0].encoder.calls
     first = sql_api.embed(plpy, "compress files")
     assert sql_api.embed(plpy, "compress files") == first
-    assert sql_api.active_encoder(plpy).calls == calls + 1
+    assert sql_api._active(plpy)[0].encoder.calls == calls + 1
     sql_api.embed(plpy, "compress files", "query")  # another kind: another entry
-    assert sql_api.active_encoder(plpy).calls == calls + 2
+    assert sql_api._active(plpy)[0].encoder.calls == calls + 2
 
 
 def test_cache_off_and_triggers_never_fill_it(plpy):
     plpy.settings["embed_cache_mb"] = "0"
-    calls = sql_api.active_encoder(plpy).calls
+    calls = sql_api._active(plpy)[0].encoder.calls
     sql_api.embed(plpy, "no cache")
     sql_api.embed(plpy, "no cache")
-    assert sql_api.active_encoder(plpy).calls == calls + 2
+    assert sql_api._active(plpy)[0].encoder.calls == calls + 2
     plpy.settings["embed_cache_mb"] = "1"
     entries = len(sql_api.cache.entries)
     td = {"event": "INSERT", "relid": "1", "args": ["body", "v", "row", "1"], "new": {"body": "loaded row", "v": None}}

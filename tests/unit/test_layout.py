@@ -24,6 +24,7 @@ FROZEN = {
     "0006_runtime_settings.py": "0908638336ea54891540d3617e485f417c015251da6e6d9339b718ecf1df213e",
     "0007_shared_weights.py": "d0a64d01f51b7adab3d9e9d581ddeab7ab63abda5062ec6b8bcd6bed70609b57",
     "0008_chunks.py": "d786b946f5f898915920dce5e44c6815a62e551208c06a2b7a69703f4595f730",
+    "0009_model_host.py": "fdbc57ba82275a98b533f4d00c079fc2547cc9ac16b9507debfa30da03662deb",
 }
 
 ROUTINE = re.compile(r"^CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE) ([\w.]+)\((.*?)^AS (\$\w*\$).*?\3", re.M | re.S)

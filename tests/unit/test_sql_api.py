@@ -54,10 +54,10 @@ def test_a_cancel_between_model_calls_stops_the_work(plpy):
 
     pings.clear()
     plpy.on_ping = cancel_after_three
-    calls_before = sql_api.active_encoder(plpy).calls
+    calls_before = sql_api._active(plpy)[0].encoder.calls
     with pytest.raises(QueryCanceled):
         sql_api.embed_batch(plpy, texts)
-    assert sql_api.active_encoder(plpy).calls - calls_before <= 3
+    assert sql_api._active(plpy)[0].encoder.calls - calls_before <= 3
 
 
 def test_no_active_model_is_a_clear_55000(tiny_bundle):
@@ -84,7 +84,7 @@ def test_embed_chunks_gives_passages_offsets_and_the_vectors_of_the_passages(plp
 
 
 def test_embed_chunks_refuses_a_window_the_model_cannot_read_and_too_many_chunks(plpy):
-    window = sql_api.active_encoder(plpy).chunk_window
+    window = sql_api._active(plpy)[0].chunk_window
     for chunk_tokens, overlap in ((0, 0), (window + 1, 0), (16, 16)):
         with pytest.raises(Error) as info:
             sql_api.embed_chunks(plpy, ["text"], chunk_tokens, overlap)

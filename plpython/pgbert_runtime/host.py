@@ -1,0 +1,247 @@
+"""The model host: one process per PostgreSQL server that holds each model once and embeds for every backend.
+
+Why a process: with the model inside each backend, every new connection paid for importing ONNX Runtime and
+building its session (0.45 s with the weights shared, 1 s without) and held its own working memory; here a
+connection's first embed() costs a socket connect. The host runs the very code a backend would
+(local.LocalModel), so vectors are the same bit for bit.
+
+Lifecycle: the first backend that needs it starts it (host_client.py); it lives in the data directory (its
+socket is pgbert_host/host.sock, readable by the server's OS user only), detaches from that backend, and
+exits within WATCH_SECONDS of the postmaster that it serves. If it dies, the next call starts another.
+Concurrency: a thread per backend connection; at most thread_budget // threads model calls run at once,
+the rest queue (Budget); a backend that goes away (cancel, statement_timeout, disconnect) stops its work
+at the next model call.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+
+from . import wire
+from .bundle import file_key
+from .local import LocalModel, encoder_options, load_encoder
+from .wire import FOLDER, SENT_SETTINGS, address
+
+WATCH_SECONDS = 1.0  # how soon after its server stops the host exits
+WAIT_SECONDS = 0.05  # how often a queued model call looks whether its backend is still there
+
+
+class ClientGone(Exception):
+    """The backend closed its connection (cancel, timeout, disconnect): its work stops here."""
+
+
+def log(message: str) -> None:
+    print(f"pgbert model host (pid {os.getpid()}): {message}", file=sys.stderr, flush=True)
+
+
+class Budget:
+    """At most n model calls at once (n given per call: thread_budget // threads); the others wait in turn."""
+
+    def __init__(self):
+        self.condition = threading.Condition()
+        self.running = 0
+        self.waited_seconds = 0.0
+
+    @contextmanager
+    def hold(self, n: int, check):
+        with self.condition:
+            started = time.perf_counter()
+            while self.running >= n:
+                self.condition.wait(WAIT_SECONDS)
+                check()
+            self.running += 1
+            self.waited_seconds += time.perf_counter() - started
+        try:
+            yield
+        finally:
+            with self.condition:
+                self.running -= 1
+                self.condition.notify()
+
+
+class Host:
+    """The models of one server, one per bundle path, each loaded once; answers the requests of host_client."""
+
+    def __init__(self):
+        self.models: dict[tuple, LocalModel] = {}  # by bundle files and load settings
+        self.loading = threading.Lock()
+        self.budget = Budget()
+        self.started = time.time()
+        self.requests = 0
+        self.texts = 0
+
+    def model(self, bundle_path: str, settings: dict) -> LocalModel:
+        """The bundle's model under these settings, loaded on first use (past the memory guard). Databases
+        with other settings get their own; a bundle's re-exported files replace its older copies."""
+        files = file_key(bundle_path)
+        key = files + tuple(encoder_options(settings).values())
+        model = self.models.get(key)
+        if model is not None:
+            return model
+        with self.loading:
+            if key in self.models:
+                return self.models[key]
+            for old in [k for k in self.models if k[0] == bundle_path and k[:len(files)] != files]:
+                del self.models[old]  # stale files: free the old copy before loading the new
+            started = time.perf_counter()
+            model = LocalModel(load_encoder(bundle_path, settings, cached=False))
+            self.models[key] = model
+            log(f"loaded {model.bundle.model_id} from {bundle_path} in {time.perf_counter() - started:.2f} s "
+                f"({model.encoder.engine.name}, {model.encoder.engine.weights})")
+            return model
+
+    def answer(self, request: dict, conn: socket.socket) -> tuple[dict, bytes]:
+        op = request.get("op")
+        if op == "ping":
+            return {"pid": os.getpid()}, b""
+        settings = {k: request["settings"].get(k) for k in SENT_SETTINGS}
+        model = self.model(request["bundle"], settings)
+
+        def check():
+            if _closed(conn):
+                raise ClientGone()
+
+        if op == "encode":
+            budget = int(settings["thread_budget"] or 0) or os.cpu_count() or 1
+            slots = max(1, budget // model.encoder.threads)
+            vectors = model.encode(request["texts"], request["kind"], check, lambda: self.budget.hold(slots, check))
+            self.requests += 1
+            self.texts += len(vectors)
+            return {"n": len(vectors), "dimension": model.dimension}, vectors.astype("=f4", copy=False).tobytes()
+        if op == "chunk":
+            spans = model.chunk(request["texts"], request["chunk_tokens"], request["overlap_tokens"],
+                                request["limit"], check)
+            return {"spans": spans}, b""
+        if op == "describe":
+            return {"info": model.info(), "chunk_window": model.chunk_window, "host": self.info()}, b""
+        raise ValueError(f"unknown request {op!r}")
+
+    def info(self) -> dict:
+        return {
+            "model_host_pid": os.getpid(),
+            "model_host_uptime_seconds": round(time.time() - self.started),
+            "model_host_models": len(self.models),
+            "model_host_requests": self.requests,
+            "model_host_texts": self.texts,
+            "thread_budget_wait_seconds": round(self.budget.waited_seconds, 3),
+        }
+
+
+def _closed(conn: socket.socket) -> bool:
+    """Whether the backend closed its end: it sends nothing while it waits for an answer, so readable = EOF."""
+    readable, _, _ = select.select([conn], [], [], 0)
+    return bool(readable) and not conn.recv(1, socket.MSG_PEEK)
+
+
+class _Connection(socketserver.BaseRequestHandler):
+    def handle(self):
+        host: Host = self.server.host
+        while True:
+            try:
+                request, _ = wire.recv(self.request)
+            except (EOFError, OSError):
+                return
+            try:
+                reply, body = host.answer(request, self.request)
+            except ClientGone:
+                return
+            except Exception as exc:  # one request's failure is reported to its backend; the host goes on
+                reply, body = wire.error_reply(exc), b""
+                if reply is None:
+                    log(f"request {request.get('op')!r} failed:\n{traceback.format_exc()}")
+                    reply = {"error": "internal", "message": f"{type(exc).__name__}: {exc}"}
+            try:
+                wire.send(self.request, reply, body)
+            except OSError:
+                return
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, address: str, host: Host):
+        self.host = host
+        super().__init__(address, _Connection)
+
+
+def bind(datadir: str, host: Host) -> _Server:
+    """The listening server on datadir's socket; raises FileExistsError when a host already answers there."""
+    os.makedirs(os.path.join(datadir, FOLDER), mode=0o700, exist_ok=True)
+    address_ = address(datadir)
+    if os.path.exists(address_):
+        probe = socket.socket(socket.AF_UNIX)
+        try:
+            probe.connect(address_)
+            raise FileExistsError(f"a model host already answers on {address_}")
+        except (ConnectionRefusedError, FileNotFoundError):
+            os.unlink(address_)  # left by a host that died
+        finally:
+            probe.close()
+    old = os.umask(0o077)
+    try:
+        return _Server(address_, host)
+    finally:
+        os.umask(old)
+
+
+def server_alive(datadir: str, postmaster: int) -> bool:
+    """The postmaster is running and is still the one recorded in the data directory's postmaster.pid."""
+    try:
+        os.kill(postmaster, 0)
+        with open(os.path.join(datadir, "postmaster.pid")) as f:
+            return f.readline().strip() == str(postmaster)
+    except (OSError, ValueError):
+        return False
+
+
+def _watch(datadir: str, postmaster: int) -> None:
+    while server_alive(datadir, postmaster):
+        time.sleep(WATCH_SECONDS)
+    log("its server stopped; exiting")
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datadir", required=True, help="the PostgreSQL data directory it serves")
+    parser.add_argument("--postmaster", type=int, required=True, help="that server's postmaster pid")
+    args = parser.parse_args(argv)
+    datadir = os.path.abspath(args.datadir)
+    os.chdir(datadir)  # where a backend runs: the prepared-model cache (engines.private_cache_dir) is found here
+    # Detach from the backend that started it: that backend returns once the socket listens (the first line
+    # on stdout: 'ready PID' or 'error: ...'), and the host outlives it.
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    try:
+        server = bind(datadir, Host())
+    except FileExistsError:
+        print("ready (another host)", flush=True)
+        return
+    except Exception as exc:
+        print(f"error: {exc}", flush=True)
+        sys.exit(1)
+    print(f"ready {os.getpid()}", flush=True)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)  # the backend reads stdout until it closes; stderr stays the server's log
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: os._exit(0))  # a plain exit: never a "crashed child" to a postmaster
+    threading.Thread(target=_watch, args=(datadir, args.postmaster), daemon=True).start()
+    log(f"serving {datadir}")
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The model loaded in this process, behind the interface sql_api calls; host_client.RemoteModel has the same
+one for the model host (host.py), which itself runs a LocalModel for every backend.
+
+Settings are a row of sql_api.SETTINGS_SQL (a dict of text values, None meaning the default).
+"""
+from __future__ import annotations
+
+import os
+
+from . import engines, memory
+from .bundle import BundleError, load_bundle
+from .chunker import chunk_spans
+from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, default_threads, get_encoder
+from .slots import ModelSlots
+from .wire import is_on
+
+slots = ModelSlots()
+
+
+def encoder_options(settings: dict) -> dict:
+    return {
+        "threads": int(settings["threads"]) if settings.get("threads") else None,
+        "batch_size": int(settings.get("batch_size") or DEFAULT_BATCH_SIZE),
+        "batch_tokens": int(settings.get("batch_tokens") or DEFAULT_BATCH_TOKENS),
+        "engine": settings.get("engine"),
+        "shared_weights": is_on(settings.get("shared_weights")),
+    }
+
+
+def guard(bundle_path: str, settings: dict) -> None:
+    """The memory guard (memory.py) for loading this bundle under these settings: raises NotEnoughMemory."""
+    reserve = settings.get("memory_reserve_mb")
+    try:
+        size = os.path.getsize(os.path.join(bundle_path, "model.onnx"))
+        shared = is_on(settings.get("shared_weights")) and engines.shared_weights_ready(load_bundle(bundle_path))
+    except (OSError, BundleError):
+        return  # a missing or damaged file: the load itself reports it
+    memory.check_can_load(size, int(reserve) if reserve not in (None, "") else None, shared=shared)
+
+
+def load_encoder(bundle_path: str, settings: dict, cached: bool = True) -> Encoder:
+    """The Encoder for a bundle under the settings, past the memory guard. cached: the one cached per process
+    (a backend holds one model); else a new one (the model host keeps its own, one per bundle)."""
+    options = encoder_options(settings)
+    if cached:
+        return get_encoder(bundle_path, before_load=lambda path: guard(path, settings), **options)
+    guard(bundle_path, settings)
+    return Encoder(load_bundle(bundle_path), **options)
+
+
+class LocalModel:
+    """An Encoder of this process; model calls take a slot of the server's thread budget (slots.py)."""
+
+    where = "in this backend"
+
+    def __init__(self, encoder: Encoder, thread_budget: int | None = None):
+        self.encoder = encoder
+        self.bundle = encoder.bundle
+        self.dimension = encoder.dimension
+        self.budget = thread_budget or default_threads()
+
+    @property
+    def chunk_window(self) -> int:
+        return self.encoder.chunk_window
+
+    def encode(self, texts: list[str], kind: str = "document", check=None, gate=None):
+        """Vectors of texts (no None), in order: rows with .tolist(). gate: a context-manager factory held
+        around each model call (the model host's budget); by default a slot of the server's."""
+        if gate is None:
+            gate = slots.gate(self.budget, self.encoder.threads, check)
+        return self.encoder.encode(texts, check=check, kind=kind, gate=gate)
+
+    def chunk(self, texts: list[str], chunk_tokens: int, overlap_tokens: int, limit: int, check=None):
+        """(start, end) spans of every text's chunks (chunker.py); raises TooManyChunks past limit per text."""
+        tokenizer = self.encoder.plain_tokenizer
+        return [chunk_spans(tokenizer, text, chunk_tokens, overlap_tokens, limit, check) for text in texts]
+
+    def info(self) -> dict:
+        import onnxruntime
+        import tokenizers
+
+        encoder = self.encoder
+        return {
+            "model": encoder.bundle.model_id,
+            "bundle_path": encoder.bundle.path,
+            "dimension": encoder.dimension,
+            "pooling": encoder.bundle.pooling,
+            "normalize": encoder.bundle.normalize,
+            "max_tokens": encoder.bundle.max_tokens,
+            "threads": encoder.threads,
+            "batch_size": encoder.batch_size,
+            "batch_tokens": encoder.batch_tokens,
+            "engine": encoder.engine.name,
+            "engine_reason": encoder.engine.reason,
+            "weights": encoder.engine.weights,
+            "onnxruntime": onnxruntime.__version__,
+            "tokenizers": tokenizers.__version__,
+            "model_calls": encoder.calls,
+        }

@@ -1,0 +1,91 @@
+"""Messages between a backend (host_client.py) and the model host (host.py) over a Unix socket.
+
+A message is a frame '!II' (header bytes, body bytes), a JSON header, then a binary body (vectors: float32 in
+this machine's byte order, both ends being on it). A request is answered by exactly one message; an error
+travels as {"error": kind, "message": ...} and is raised again, as the same exception class, in the backend.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+
+from .bundle import BundleError
+from .chunker import TooManyChunks
+from .memory import NotEnoughMemory
+
+FOLDER = "pgbert_host"  # in the data directory, the server's OS user's alone
+SOCKET = os.path.join(FOLDER, "host.sock")
+# Settings a model load depends on, besides the bundle's files; and those a request carries to the host.
+LOAD_SETTINGS = ("threads", "batch_size", "batch_tokens", "engine", "shared_weights")
+SENT_SETTINGS = (*LOAD_SETTINGS, "memory_reserve_mb", "thread_budget")
+FRAME = struct.Struct("!II")
+MAX_HEADER = 1 << 31
+
+
+class HostError(Exception):
+    """The model host failed while answering (a bug, or it was killed): the message says what to do."""
+
+
+def is_on(value, default: bool = True) -> bool:
+    """A boolean setting's text ('on'/'off', 'true'/'false', 'yes'/'no', '1'/'0'); None or '' is the default."""
+    if value in (None, ""):
+        return default
+    return str(value).strip().lower() not in ("off", "false", "no", "0")
+
+
+def address(datadir: str) -> str:
+    """The socket's path: absolute, or relative to the data directory (where backends and the host run)
+    when the absolute one is longer than a Unix socket address may be."""
+    full = os.path.join(datadir, SOCKET)
+    return full if len(full.encode()) < 100 else os.path.relpath(full)
+
+
+ERRORS = {"memory": NotEnoughMemory, "bundle": BundleError, "chunks": TooManyChunks, "value": ValueError}
+
+
+def send(sock: socket.socket, header: dict, body: bytes = b"") -> None:
+    data = json.dumps(header, ensure_ascii=False).encode()
+    sock.sendall(FRAME.pack(len(data), len(body)) + data)
+    if body:
+        sock.sendall(body)
+
+
+def recv(sock: socket.socket, wait=None) -> tuple[dict, bytes]:
+    """The next message; raises EOFError when the other end closed first. wait(): called whenever the socket
+    timed out (a backend's sockets time out every few ms, so that it can check for cancel meanwhile)."""
+    size, body_size = FRAME.unpack(_exactly(sock, FRAME.size, wait))
+    if size > MAX_HEADER:
+        raise HostError(f"a message header of {size} bytes: not a pgbert model host at the other end")
+    header = json.loads(_exactly(sock, size, wait))
+    return header, _exactly(sock, body_size, wait) if body_size else b""
+
+
+def _exactly(sock: socket.socket, n: int, wait) -> bytes:
+    buffer = bytearray(n)
+    view = memoryview(buffer)
+    got = 0
+    while got < n:
+        try:
+            k = sock.recv_into(view[got:], n - got)
+        except TimeoutError:  # only a socket with a timeout: the backend's, to run wait() meanwhile
+            if wait is not None:
+                wait()
+            continue
+        if k == 0:
+            raise EOFError("the other end closed the connection")
+        got += k
+    return bytes(buffer)
+
+
+def error_reply(exc: Exception) -> dict | None:
+    """The reply for an exception a backend knows how to report (None: an unexpected one)."""
+    for kind, cls in ERRORS.items():
+        if isinstance(exc, cls):
+            return {"error": kind, "message": str(exc)}
+    return None
+
+
+def raise_error(reply: dict) -> None:
+    raise ERRORS.get(reply["error"], HostError)(reply["message"])

@@ -1,0 +1,148 @@
+"""The model host: embeds for backends over its socket exactly as a backend would, reports their errors as the
+same exceptions, stops the work of a backend that goes away, starts detached and ends with its server."""
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from helpers import wait_for_exit
+from pgbert_runtime import host, host_client, local
+from pgbert_runtime.bundle import BundleError, load_bundle
+from pgbert_runtime.chunker import TooManyChunks
+from pgbert_runtime.memory import NotEnoughMemory
+
+TEXTS = ["I love natural language processing", "自然言語処理", "a", "long " * 300]
+SETTINGS = {"threads": "1", "shared_weights": "off"}
+
+
+@pytest.fixture()
+def served(tmp_path):
+    """A host serving tmp_path (as a data directory) from a thread of this process."""
+    the_host = host.Host()
+    server = host.bind(str(tmp_path), the_host)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield the_host, host_client.Connection(datadir=str(tmp_path))
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_host_embeds_and_chunks_as_this_process_does(served, tiny_bundle):
+    the_host, connection = served
+    remote = host_client.RemoteModel(connection, load_bundle(tiny_bundle), SETTINGS)
+    here = local.LocalModel(local.load_encoder(tiny_bundle, SETTINGS, cached=False))
+    for kind in ("document", "query"):
+        assert np.array_equal(np.array(remote.encode(TEXTS, kind)), here.encode(TEXTS, kind))
+    assert remote.encode([]) == []
+    assert remote.chunk(TEXTS, 8, 2, 1000) == here.chunk(TEXTS, 8, 2, 1000)
+    assert remote.chunk_window == here.chunk_window
+    info = remote.info()
+    assert info["model_host_pid"] == os.getpid() and info["model_host_texts"] == 2 * len(TEXTS)
+    assert info["weights"].startswith("private copy") and info["model_host_models"] == 1
+
+
+def test_errors_come_back_as_the_exceptions_a_backend_reports(served, tiny_bundle, tmp_path):
+    _, connection = served
+    remote = host_client.RemoteModel(connection, load_bundle(tiny_bundle), SETTINGS)
+    with pytest.raises(TooManyChunks, match="max_chunks_per_row"):
+        remote.chunk(["many words " * 100], 8, 2, 10)
+    with pytest.raises(ValueError, match="unknown kind"):
+        remote.encode(["x"], "Query")
+    greedy = host_client.RemoteModel(connection, load_bundle(tiny_bundle),
+                                     {**SETTINGS, "threads": "2", "memory_reserve_mb": "100000000"})
+    with pytest.raises(NotEnoughMemory, match="memory_reserve_mb"):
+        greedy.encode(["another load of the model, with a reserve of 100 TB"])
+    moved = dataclasses.replace(load_bundle(tiny_bundle), path=str(tmp_path / "no-such-bundle"))
+    gone = host_client.RemoteModel(connection, moved, SETTINGS)
+    with pytest.raises(BundleError, match="no model bundle"):
+        gone.encode(["x"])
+    assert len(remote.encode(["the host still answers"])) == 1
+
+
+def test_a_backend_that_goes_away_stops_its_work_at_the_next_model_call(served, tiny_bundle):
+    the_host, connection = served
+    remote = host_client.RemoteModel(connection, load_bundle(tiny_bundle), {**SETTINGS, "batch_size": "1"})
+    remote.encode(["load it"])
+    encoder = next(iter(the_host.models.values())).encoder
+    before = encoder.calls
+
+    def cancel():  # what a backend's check does when the user cancels: raise
+        raise KeyboardInterrupt("canceled")
+
+    with pytest.raises(KeyboardInterrupt):
+        remote.encode([f"text number {i}" for i in range(5000)], check=cancel)
+    assert connection.sock is None  # dropped: the host sees it closed
+    time.sleep(0.3)
+    stopped_at = encoder.calls
+    time.sleep(0.3)
+    assert encoder.calls == stopped_at and stopped_at - before < 5000
+    assert len(remote.encode(["a new connection for the next call"])) == 1
+
+
+def test_the_budget_runs_at_most_n_calls_at_once():
+    budget, running, most = host.Budget(), [0], [0]
+    lock = threading.Lock()
+
+    def call():
+        with budget.hold(2, lambda: None):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            time.sleep(0.02)
+            with lock:
+                running[0] -= 1
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 2 and budget.waited_seconds > 0
+
+
+def test_a_started_host_is_detached_and_ends_with_its_server(tmp_path):
+    postmaster = subprocess.Popen(["sleep", "60"])  # stands for the server the host serves
+    (tmp_path / "postmaster.pid").write_text(f"{postmaster.pid}\n{tmp_path}\n")
+    connection = host_client.Connection(datadir=str(tmp_path), postmaster=postmaster.pid)
+    try:
+        reply, _ = connection.request({"op": "ping"})
+        pid = reply["pid"]
+        assert pid != os.getpid() and os.getsid(pid) != os.getsid(0)  # detached: a session of its own
+        assert oct(os.stat(tmp_path / host.FOLDER).st_mode & 0o777) == "0o700"
+        second = host_client.Connection(datadir=str(tmp_path), postmaster=postmaster.pid)
+        assert second.request({"op": "ping"})[0]["pid"] == pid  # one host per server
+    finally:
+        postmaster.kill()
+        postmaster.wait()
+    wait_for_exit(pid, seconds=host.WATCH_SECONDS * 5)
+    connection.close()
+
+
+def test_a_host_that_cannot_start_is_reported_and_not_retried_at_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    connection = host_client.Connection(datadir=str(tmp_path), postmaster=os.getpid())
+    with pytest.raises(host_client.HostUnavailable, match="cannot start the model host"):
+        connection.ensure()
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # it would fail differently now: it is not tried
+    with pytest.raises(host_client.HostUnavailable, match="cannot start the model host"):
+        connection.ensure()
+
+
+def test_the_host_exits_quietly_on_sigterm(tmp_path):
+    """Exit code 0, never death by a signal: a postmaster that inherits it (PID 1 in a container) would
+    otherwise take it for a crashed backend and restart every connection."""
+    (tmp_path / "postmaster.pid").write_text(f"{os.getpid()}\n")
+    connection = host_client.Connection(datadir=str(tmp_path), postmaster=os.getpid())
+    pid = connection.request({"op": "ping"})[0]["pid"]
+    with open(f"/proc/{pid}/status") as f:
+        caught = int(next(line for line in f if line.startswith("SigCgt:")).split()[1], 16)
+    assert caught & (1 << (signal.SIGTERM - 1)) and caught & (1 << (signal.SIGINT - 1))
+    os.kill(pid, signal.SIGTERM)
+    wait_for_exit(pid)
+    connection.close()
