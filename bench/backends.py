@@ -1,6 +1,6 @@
 """Many backends, one model: memory, first call and throughput as connections grow: bench/RESULTS-backends.md.
 
-  .venv/bin/python bench/backends.py [--url URL] [--seconds 8]
+  .venv/bin/python bench/backends.py [--url URL] [--seconds 6]
 
 Three configurations side by side in one run, on the default engine: every backend loading its own copy of
 the model (model_host and shared_weights off: what pgbert did before), backends mapping the model prepared
@@ -87,22 +87,32 @@ def total_pss(conns) -> float:
     return sum(pss_mb(pid) for pid in pids | ({int(host)} if host else set()))
 
 
+def against_one(conns, seconds: float, rounds: int = 2) -> tuple[float, float]:
+    """(texts/s of all connections at once, that / one connection alone), the two measured in alternation
+    (rounds each, medians): the machine's drift between two runs is not taken for an effect of concurrency."""
+    alone, together = [], []
+    for _ in range(rounds):
+        alone.append(throughput(conns[:1], seconds, SHORT))
+        together.append(throughput(conns, seconds, SHORT))
+    rate = statistics.median(together)
+    return rate, rate / statistics.median(alone)
+
+
 def measure(url: str, seconds: float, lines: list[str]) -> dict:
-    conns, firsts, base = [], [], None
+    conns, firsts = [], []
     for n in (1, 2, 4, 8):
         while len(conns) < n:
             conn, took = first_call(url)
             conns.append(conn)
             firsts.append(took)
-        rate = throughput(conns, seconds, SHORT)
-        base = base or rate
+        rate, ratio = against_one(conns, seconds) if n > 1 else (throughput(conns, seconds, SHORT), 1.0)
         total = total_pss(conns)
-        lines.append(f"| {n} | {total:.0f} | {total / n:.0f} | {firsts[-1]:.2f} | {rate:.1f} | {rate / base:.2f}× |")
+        lines.append(f"| {n} | {total:.0f} | {total / n:.0f} | {firsts[-1]:.2f} | {rate:.1f} | {ratio:.2f}× |")
         print(lines[-1], flush=True)
     result = {"weights": status_value(conns[0], "weights"), "runs_in": status_value(conns[0], "model_runs_in"),
               "first_others": statistics.median(firsts[1:]), "first_worst": max(firsts[1:]),
               "short": throughput(conns[:1], seconds, SHORT), "long": throughput(conns[:1], seconds, LONG),
-              "vectors": vectors(conns[0]), "pss8": total, "aggregate8": rate / base}
+              "vectors": vectors(conns[0]), "pss8": total, "aggregate8": ratio}
     for c in conns:
         c.close()
     return result
@@ -135,7 +145,7 @@ CONFIGURATIONS = (  # label, model_host, shared_weights
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url")
-    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                          "RESULTS-backends.md"))
     args = parser.parse_args()
@@ -144,7 +154,8 @@ def main() -> None:
              f"Default engine, all backends of one server; `bench/backends.py --seconds {args.seconds:g}`, the "
              "configurations one after the other in one run. Total PSS includes the model host's when one serves. "
              f"\"texts/s\" is the aggregate of as many clients calling embed_batch() ({len(SHORT)} texts of about "
-             "45 tokens) at once.", "",
+             "45 tokens) at once; \"× 1\" divides it by one client alone, the two measured in alternation (two "
+             "rounds each, medians).", "",
              "| backends | total PSS MB | PSS per backend MB | first embed() s (newest) | texts/s, all at once | × 1 |",
              "|---|---|---|---|---|---|"]
     results = []

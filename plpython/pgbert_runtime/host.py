@@ -7,7 +7,7 @@ connection's first embed() costs a socket connect. The host runs the very code a
 
 Lifecycle: the first backend that needs it starts it (host_client.py); it lives in the data directory (its
 socket is pgbert_host/host.sock, readable by the server's OS user only), detaches from that backend, and
-exits within WATCH_SECONDS of the postmaster that it serves. If it dies, the next call starts another.
+exits as soon as the postmaster that it serves does. If it dies, the next call starts another.
 Concurrency: a thread per backend connection; at most thread_budget // threads model calls run at once,
 the rest queue (Budget); a backend that goes away (cancel, statement_timeout, disconnect) stops its work
 at the next model call.
@@ -15,6 +15,7 @@ at the next model call.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import select
 import signal
@@ -78,6 +79,13 @@ class Host:
         self.started = time.time()
         self.requests = 0
         self.texts = 0
+        self.address: str | None = None  # set by bind()
+        self.connections = 0
+        self.retired = False
+        self.lock = threading.Lock()
+        self.version = wire.code_version()
+        self.postmaster: int | None = None  # the server's postmaster pid (None: serving a test, not a server)
+        self.exit = lambda: os._exit(0)  # what a retired host does when its last backend has gone
 
     def model(self, bundle_path: str, settings: dict) -> LocalModel:
         """The bundle's model under these settings, loaded on first use (past the memory guard). Databases
@@ -101,7 +109,10 @@ class Host:
 
     def answer(self, request: dict, conn: socket.socket) -> tuple[dict, bytes]:
         op = request.get("op")
-        if op == "ping":
+        if op in ("ping", "hello"):
+            return {"pid": os.getpid(), "version": self.version, "postmaster": self.postmaster}, b""
+        if op == "retire":
+            self.retire()
             return {"pid": os.getpid()}, b""
         settings = {k: request["settings"].get(k) for k in SENT_SETTINGS}
         model = self.model(request["bundle"], settings)
@@ -125,15 +136,46 @@ class Host:
             return {"info": model.info(), "chunk_window": model.chunk_window, "host": self.info()}, b""
         raise ValueError(f"unknown request {op!r}")
 
+    def retire(self) -> None:
+        """Another pgbert version was installed: take no new backends (the next one starts a host with the new
+        code) and exit once the backends still connected, which run the old code too, have gone."""
+        with self.lock:
+            if not self.retired and self.address:
+                self.retired = True
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.address)
+                log("retiring: backends now start a host with the pgbert code installed since")
+            self._exit_if_done()
+
+    def connected(self, delta: int) -> None:
+        with self.lock:
+            self.connections += delta
+            self._exit_if_done()
+
+    def _exit_if_done(self) -> None:
+        if self.retired and self.connections == 0:
+            log("retired and no backend is left; exiting")
+            self.exit()
+
     def info(self) -> dict:
         return {
             "model_host_pid": os.getpid(),
             "model_host_uptime_seconds": round(time.time() - self.started),
             "model_host_models": len(self.models),
+            "model_host_rss_mb": _rss_mb(),
             "model_host_requests": self.requests,
             "model_host_texts": self.texts,
             "thread_budget_wait_seconds": round(self.budget.waited_seconds, 3),
         }
+
+
+def _rss_mb() -> int | None:
+    """This process's resident memory (mapped model pages included: they are page cache, shared)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return None
 
 
 def _closed(conn: socket.socket) -> bool:
@@ -145,6 +187,13 @@ def _closed(conn: socket.socket) -> bool:
 class _Connection(socketserver.BaseRequestHandler):
     def handle(self):
         host: Host = self.server.host
+        host.connected(+1)
+        try:
+            self._serve(host)
+        finally:
+            host.connected(-1)
+
+    def _serve(self, host: Host) -> None:
         while True:
             try:
                 request, _ = wire.recv(self.request)
@@ -188,7 +237,9 @@ def bind(datadir: str, host: Host) -> _Server:
             probe.close()
     old = os.umask(0o077)
     try:
-        return _Server(address_, host)
+        server = _Server(address_, host)
+        host.address = address_
+        return server
     finally:
         os.umask(old)
 
@@ -204,8 +255,15 @@ def server_alive(datadir: str, postmaster: int) -> bool:
 
 
 def _watch(datadir: str, postmaster: int) -> None:
+    try:
+        ended = os.pidfd_open(postmaster)  # readable the moment the postmaster exits (Linux 5.3)
+    except (AttributeError, OSError):
+        ended = None
     while server_alive(datadir, postmaster):
-        time.sleep(WATCH_SECONDS)
+        if ended is None:
+            time.sleep(WATCH_SECONDS)
+        else:
+            select.select([ended], [], [], WATCH_SECONDS)
     log("its server stopped; exiting")
     os._exit(0)
 
@@ -224,8 +282,10 @@ def main(argv: list[str] | None = None) -> None:
     os.setsid()
     if os.fork():
         os._exit(0)
+    host = Host()
+    host.postmaster = args.postmaster
     try:
-        server = bind(datadir, Host())
+        server = bind(datadir, host)
     except FileExistsError:
         print("ready (another host)", flush=True)
         return

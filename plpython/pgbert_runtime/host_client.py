@@ -20,6 +20,7 @@ from .wire import FOLDER, SENT_SETTINGS, address
 
 START_SECONDS = 60  # importing and binding takes about 0.2 s; a start that takes this long has failed
 RETRY_SECONDS = 30  # after a failed start, this backend runs the model itself for this long before trying again
+HELLO_SECONDS = 10  # a host that does not say hello in this time is hung
 POLL_SECONDS = 0.02  # how often a backend waiting for vectors checks for cancel (a trivial SPI statement)
 
 
@@ -46,7 +47,6 @@ class Connection:
         self.sock: socket.socket | None = None
         self.python_path = ""
         self.failed: tuple[float, str] | None = None  # (when, why) the last start failed
-        self.host_pid: int | None = None
 
     def close(self) -> None:
         if self.sock is not None:
@@ -62,14 +62,37 @@ class Connection:
             raise HostUnavailable(self.failed[1])
         datadir = self.datadir or os.getcwd()
         try:
-            self.sock = self._connect(datadir)
-        except OSError:
-            try:
-                self.sock = self._start(datadir)
-            except HostUnavailable as exc:
-                self.failed = (time.monotonic(), str(exc))
-                raise
+            self.sock = self._same_version(datadir)
+        except HostUnavailable as exc:
+            self.failed = (time.monotonic(), str(exc))
+            raise
         self.failed = None
+
+    def _same_version(self, datadir: str) -> socket.socket:
+        """A connection to a host of this server that runs this backend's pgbert code: one that runs other
+        code (installed before an upgrade), or serves a server that has since restarted, is asked to retire,
+        and a new one started. A host that accepts but closes at once is exiting: it is given a moment."""
+        postmaster = self.postmaster or os.getppid()
+        for attempt in range(1, 4):
+            try:
+                sock = self._connect(datadir)
+            except OSError:
+                sock = self._start(datadir)
+            try:
+                sock.settimeout(HELLO_SECONDS)
+                wire.send(sock, {"op": "hello"})
+                hello = wire.recv(sock)[0]
+                if hello["version"] == wire.code_version() and hello["postmaster"] in (None, postmaster):
+                    return sock
+                wire.send(sock, {"op": "retire"})
+                wire.recv(sock)
+            except TimeoutError:
+                sock.close()
+                raise HostUnavailable(f"the model host does not answer within {HELLO_SECONDS} s") from None
+            except (EOFError, OSError):
+                time.sleep(0.05 * attempt)
+            sock.close()
+        raise HostUnavailable("no model host of this server with this backend's pgbert code answers")
 
     @staticmethod
     def _connect(datadir: str) -> socket.socket:
@@ -115,21 +138,26 @@ class Connection:
 
     def request(self, header: dict, check=None) -> tuple[dict, bytes]:
         """Send one request and wait for its answer, running check() every POLL_SECONDS meanwhile (whatever it
-        raises, a cancel, ends the wait and drops the connection, which stops the host's work for it)."""
-        self.ensure()
-        sock = self.sock
-        try:
-            sock.settimeout(None)  # a big request is sent whole, however busy the host is
-            wire.send(sock, header)
-            sock.settimeout(POLL_SECONDS)
-            reply, body = wire.recv(sock, check)
-        except (EOFError, OSError) as exc:
-            self.close()
-            raise wire.HostError(f"the model host stopped while answering ({exc}); the next call starts a new one. "
-                                 "If this repeats with the same texts, see the server's log.") from None
-        except BaseException:
-            self.close()
-            raise
+        raises, a cancel, ends the wait and drops the connection, which stops the host's work for it).
+        Requests change nothing in the host, so one that the host did not answer (it was killed, or ended with
+        its server) is sent once more, to a new host; a second failure is an error."""
+        for attempt in (1, 2):
+            self.ensure()
+            sock = self.sock
+            try:
+                sock.settimeout(None)  # a big request is sent whole, however busy the host is
+                wire.send(sock, header)
+                sock.settimeout(POLL_SECONDS)
+                reply, body = wire.recv(sock, check or (lambda: None))
+                break
+            except (EOFError, OSError) as exc:
+                self.close()
+                if attempt == 2:
+                    raise wire.HostError(f"the model host stopped twice while answering ({exc}). If it stops "
+                                         "on the same texts again, see the server's log.") from None
+            except BaseException:
+                self.close()
+                raise
         if "error" in reply:
             wire.raise_error(reply)
         return reply, body

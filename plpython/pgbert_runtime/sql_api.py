@@ -91,7 +91,7 @@ def model_errors(plpy, name: str):
     except BundleError as exc:
         plpy.error(f"pgbert: model {name!r} cannot be loaded: {exc}", sqlstate=NOT_READY,
                    hint="Check SELECT * FROM pgbert.status(); fix the bundle or switch with pgbert.use_model().")
-    except wire.HostError as exc:
+    except (wire.HostError, host_client.HostUnavailable) as exc:
         plpy.error(f"pgbert: {exc}", sqlstate=HOST_FAILED,
                    hint="Run the statement again. SELECT * FROM pgbert.status() shows the model host; "
                         "model_host = 'off' in pgbert.settings runs the model in each backend instead.")

@@ -6,6 +6,8 @@ travels as {"error": kind, "message": ...} and is raised again, as the same exce
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import socket
@@ -26,6 +28,17 @@ MAX_HEADER = 1 << 31
 
 class HostError(Exception):
     """The model host failed while answering (a bug, or it was killed): the message says what to do."""
+
+
+@functools.cache
+def code_version() -> str:
+    """A digest of this package's source: a backend talks only to a host running the same pgbert code."""
+    digest = hashlib.sha256()
+    folder = os.path.dirname(os.path.abspath(__file__))
+    for name in sorted(n for n in os.listdir(folder) if n.endswith(".py")):
+        with open(os.path.join(folder, name), "rb") as f:
+            digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()[:16]
 
 
 def is_on(value, default: bool = True) -> bool:
@@ -69,9 +82,10 @@ def _exactly(sock: socket.socket, n: int, wait) -> bytes:
     while got < n:
         try:
             k = sock.recv_into(view[got:], n - got)
-        except TimeoutError:  # only a socket with a timeout: the backend's, to run wait() meanwhile
-            if wait is not None:
-                wait()
+        except TimeoutError:  # a socket with a timeout: the backend's, to run wait() meanwhile
+            if wait is None:
+                raise
+            wait()
             continue
         if k == 0:
             raise EOFError("the other end closed the connection")

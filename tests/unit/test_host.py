@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from helpers import wait_for_exit
-from pgbert_runtime import host, host_client, local
+from pgbert_runtime import host, host_client, local, wire
 from pgbert_runtime.bundle import BundleError, load_bundle
 from pgbert_runtime.chunker import TooManyChunks
 from pgbert_runtime.memory import NotEnoughMemory
@@ -85,6 +85,25 @@ def test_a_backend_that_goes_away_stops_its_work_at_the_next_model_call(served, 
     assert len(remote.encode(["a new connection for the next call"])) == 1
 
 
+def test_a_request_the_host_drops_is_sent_once_more_then_fails(served, tiny_bundle):
+    the_host, connection = served
+    answer, seen = the_host.answer, []
+
+    def dies_on_encode(request, conn):  # as a host killed in the middle of the work would
+        if request["op"] == "encode":
+            seen.append(request["texts"])
+            raise host.ClientGone()  # the handler returns: the connection closes unanswered
+        return answer(request, conn)
+
+    the_host.answer = dies_on_encode
+    remote = host_client.RemoteModel(connection, load_bundle(tiny_bundle), SETTINGS)
+    with pytest.raises(wire.HostError, match="stopped twice while answering"):
+        remote.encode(["x"])
+    assert seen == [["x"], ["x"]]
+    the_host.answer = answer
+    assert len(remote.encode(["served again"])) == 1
+
+
 def test_the_budget_runs_at_most_n_calls_at_once():
     budget, running, most = host.Budget(), [0], [0]
     lock = threading.Lock()
@@ -146,3 +165,24 @@ def test_the_host_exits_quietly_on_sigterm(tmp_path):
     os.kill(pid, signal.SIGTERM)
     wait_for_exit(pid)
     connection.close()
+
+
+def test_a_host_running_other_code_retires_when_a_backend_of_the_new_code_connects(served, tmp_path):
+    """After an upgrade, new backends get a host with the new code; the old host serves its old backends
+    until they leave, then exits."""
+    old_host, old_backend = served
+    old_host.version = "the version before"
+    exited = threading.Event()
+    old_host.exit = exited.set
+    old_backend.sock = old_backend._connect(str(tmp_path))  # connected before the upgrade
+    (tmp_path / "postmaster.pid").write_text(f"{os.getpid()}\n")
+    new_backend = host_client.Connection(datadir=str(tmp_path), postmaster=os.getpid())
+    new = new_backend.request({"op": "ping"})[0]
+    assert new["pid"] != os.getpid() and new["version"] == wire.code_version()
+    assert old_backend.request({"op": "ping"})[0]["version"] == "the version before"  # still served
+    assert not exited.is_set()
+    old_backend.close()
+    assert exited.wait(5)
+    os.kill(new["pid"], signal.SIGTERM)
+    wait_for_exit(new["pid"])
+    new_backend.close()
