@@ -126,7 +126,8 @@ class BoundedTokenizer:
 
 
 class Encoder:
-    """One loaded model: a tokenizer and an inference engine. Not thread-safe (one per backend)."""
+    """One loaded model: a tokenizer and an inference engine. encode() may run in several threads at once (the
+    model host calls it from a thread per backend): tokenizers and both engines allow it."""
 
     def __init__(self, bundle: Bundle, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                  batch_tokens: int = DEFAULT_BATCH_TOKENS, engine: str | None = None, runner=None,

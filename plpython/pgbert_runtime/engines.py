@@ -7,6 +7,7 @@ on varied texts, recorded in the manifest) and passed MIN_COSINE; otherwise the 
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -117,6 +118,7 @@ class OpenVinoEngine:
         except Exception as exc:
             raise BundleError(f"model bundle {bundle.path}: OpenVINO cannot compile model.onnx ({exc})") from None
         self.request = self.compiled.create_infer_request()
+        self.lock = threading.Lock()  # an infer request runs one inference at a time (the model host has threads)
         self.input_names = [i.get_any_name() for i in self.compiled.inputs]
         self.output = self.compiled.outputs[0]
         # Not measured on a CPU with native bf16 (none here): whether OpenVINO's CPU plugin shares the
@@ -126,7 +128,8 @@ class OpenVinoEngine:
         self.width = shape.get_length() if shape.is_static else None
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        return self.request.infer({name: feeds[name] for name in self.input_names})[self.output]
+        with self.lock:  # copied inside: the output may be the request's own buffer, which the next call reuses
+            return np.array(self.request.infer({name: feeds[name] for name in self.input_names})[self.output])
 
 
 def private_cache_dir(bundle: Bundle) -> str | None:

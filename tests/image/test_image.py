@@ -180,6 +180,11 @@ def test_image_carries_no_build_tools(image):
     assert present.returncode == 0, present.stdout + present.stderr
 
 
+def server_log(logs: str) -> str:
+    """The container's log without the model host's lines (it logs its exit after the server's last line)."""
+    return "\n".join(line for line in logs.splitlines() if not line.startswith("pgbert model host")).rstrip()
+
+
 @pytest.mark.slow
 def test_container_serves_embeddings_keeps_its_data_and_stops_cleanly(image, volume):
     port = free_port()
@@ -195,7 +200,8 @@ def test_container_serves_embeddings_keeps_its_data_and_stops_cleanly(image, vol
         code, first_logs = stopped(first, "stop", "-t", "30")
     assert code == 0, first_logs[-4000:]
     assert "initialising /var/lib/postgresql/data" in first_logs
-    assert first_logs.rstrip().endswith("database system is shut down")
+    assert server_log(first_logs).endswith("database system is shut down")
+    assert "pgbert model host" in first_logs and first_logs.rstrip().endswith("its server stopped; exiting")
     podman("rm", first)
 
     second, restart = start(image, volume, port)
@@ -222,5 +228,5 @@ def test_container_serves_embeddings_keeps_its_data_and_stops_cleanly(image, vol
     assert "database system was shut down at" in second_logs  # the first stop was clean: no recovery
     assert "received smart shutdown request" in second_logs
     assert "terminating any other active server processes" not in second_logs  # no crash restart
-    assert second_logs.rstrip().endswith("database system is shut down")
+    assert server_log(second_logs).endswith("database system is shut down")
     print(f"\nfirst start {first_start:.1f} s (initdb + schema), restart {restart:.1f} s")
