@@ -139,7 +139,7 @@ if "pgbert_api" not in GD:
 return GD["pgbert_api"].status(plpy)
 $$;
 COMMENT ON FUNCTION pgbert.status() IS
-    'The active model, its bundle, the runtime and this backend''s counters; a broken model shows as ok=false with the problem.';
+    'The active model, its bundle, where it runs (the model host: pid, memory, counters; or this backend), the runtime and this backend''s counters; a broken model shows as ok=false with the problem.';
 
 -- The model in use, for humans.
 CREATE OR REPLACE VIEW pgbert.active_model AS

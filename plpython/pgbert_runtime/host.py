@@ -29,6 +29,7 @@ from contextlib import contextmanager
 
 from . import wire
 from .bundle import file_key
+from .encoder import default_threads
 from .local import LocalModel, encoder_options, load_encoder
 from .wire import FOLDER, SENT_SETTINGS, address
 
@@ -70,7 +71,7 @@ class Budget:
 
 
 class Host:
-    """The models of one server, one per bundle path, each loaded once; answers the requests of host_client."""
+    """The models of one server, each (bundle files, load settings) loaded once; answers host_client's requests."""
 
     def __init__(self):
         self.models: dict[tuple, LocalModel] = {}  # by bundle files and load settings
@@ -122,7 +123,7 @@ class Host:
                 raise ClientGone()
 
         if op == "encode":
-            budget = int(settings["thread_budget"] or 0) or os.cpu_count() or 1
+            budget = int(settings["thread_budget"] or 0) or default_threads()
             slots = max(1, budget // model.encoder.threads)
             vectors = model.encode(request["texts"], request["kind"], check, lambda: self.budget.hold(slots, check))
             self.requests += 1
@@ -137,14 +138,14 @@ class Host:
         raise ValueError(f"unknown request {op!r}")
 
     def retire(self) -> None:
-        """Another pgbert version was installed: take no new backends (the next one starts a host with the new
-        code) and exit once the backends still connected, which run the old code too, have gone."""
+        """Another pgbert version was installed, or the server restarted: take no new backends (the next one
+        starts a new host) and exit once the backends still connected, which run the old code too, have gone."""
         with self.lock:
             if not self.retired and self.address:
                 self.retired = True
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.address)
-                log("retiring: backends now start a host with the pgbert code installed since")
+                log("retiring: the next backend starts a new host; this one serves its backends until they leave")
             self._exit_if_done()
 
     def connected(self, delta: int) -> None:

@@ -219,7 +219,7 @@ def test_container_serves_embeddings_keeps_its_data_and_stops_cleanly(image, vol
             "$(awk '/^PPid/ {print $2}' $p/status); done; cat /proc/1/comm"
     listing = podman("exec", second, "bash", "-c", found).stdout.split()
     assert len(listing) == 3 and listing[1:] == ["1", "tini"], listing  # host pid, its parent, PID 1's name
-    podman("exec", second, "kill", "-KILL", listing[0])
+    podman("exec", second, "bash", "-c", f"kill -KILL {listing[0]}")
     with connect(port) as conn:
         assert conn.execute("SELECT vector_dims(embed('after the host was killed'))").fetchone()[0] == 768
     code, second_logs = stopped(second, "kill", "--signal", "TERM")  # tini (PID 1) passes SIGTERM on
