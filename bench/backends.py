@@ -87,7 +87,7 @@ def total_pss(conns) -> float:
     return sum(pss_mb(pid) for pid in pids | ({int(host)} if host else set()))
 
 
-def against_one(conns, seconds: float, rounds: int = 2) -> tuple[float, float]:
+def against_one(conns, seconds: float, rounds: int = 3) -> tuple[float, float]:
     """(texts/s of all connections at once, that / one connection alone), the two measured in alternation
     (rounds each, medians): the machine's drift between two runs is not taken for an effect of concurrency."""
     alone, together = [], []
@@ -154,7 +154,7 @@ def main() -> None:
              f"Default engine, all backends of one server; `bench/backends.py --seconds {args.seconds:g}`, the "
              "configurations one after the other in one run. Total PSS includes the model host's when one serves. "
              f"\"texts/s\" is the aggregate of as many clients calling embed_batch() ({len(SHORT)} texts of about "
-             "45 tokens) at once; \"× 1\" divides it by one client alone, the two measured in alternation (two "
+             "45 tokens) at once; \"× 1\" divides it by one client alone, the two measured in alternation (three "
              "rounds each, medians).", "",
              "| backends | total PSS MB | PSS per backend MB | first embed() s (newest) | texts/s, all at once | × 1 |",
              "|---|---|---|---|---|---|"]
