@@ -111,11 +111,26 @@ def measure(url: str, seconds: float, lines: list[str]) -> dict:
         print(lines[-1], flush=True)
     result = {"weights": status_value(conns[0], "weights"), "runs_in": status_value(conns[0], "model_runs_in"),
               "first_others": statistics.median(firsts[1:]), "first_worst": max(firsts[1:]),
-              "short": throughput(conns[:1], seconds, SHORT), "long": throughput(conns[:1], seconds, LONG),
               "vectors": vectors(conns[0]), "pss8": total, "aggregate8": ratio}
     for c in conns:
         c.close()
     return result
+
+
+def one_backend(url: str, seconds: float, results: list[dict], rounds: int = 3) -> None:
+    """One connection's texts/s on short and on long texts under each configuration, the configurations taken
+    in turn, rounds times (medians): the machine's drift is not taken for a difference between them."""
+    conn = connect(url)
+    rates = [{"short": [], "long": []} for _ in CONFIGURATIONS]
+    for _ in range(rounds):
+        for (_, model_host, shared_weights), rate in zip(CONFIGURATIONS, rates, strict=True):
+            configure(url, model_host, shared_weights)
+            conn.cursor().execute("SELECT embed_batch(%s)", (SHORT,))  # loads the model where it now runs
+            for kind, texts in (("short", SHORT), ("long", LONG)):
+                rate[kind].append(throughput([conn], seconds, texts))
+    conn.close()
+    for result, rate in zip(results, rates, strict=True):
+        result.update({kind: statistics.median(values) for kind, values in rate.items()})
 
 
 def configure(url: str, model_host: str, shared_weights: str) -> None:
@@ -166,6 +181,7 @@ def main() -> None:
             results.append(measure(url, args.seconds, lines))
             if not args.url:
                 results[-1]["restart"] = first_after_restart(url)
+        one_backend(url, args.seconds, results)
     finally:
         configure(url, "on", "on")
     before, after = results[0], results[-1]
@@ -175,8 +191,8 @@ def main() -> None:
     rows = [("first embed() in a new connection, model in use elsewhere (median, s)", "first_others"),
             ("same, slowest of the 7 (s)", "first_worst"),
             ("first embed() of the first backend after a restart (s)", "restart"),
-            (f"one backend, texts/s, short texts ({len(SHORT)} × ~45 tokens)", "short"),
-            (f"one backend, texts/s, long texts ({len(LONG)} × 384 tokens, the window)", "long"),
+            (f"one backend, texts/s, short texts ({len(SHORT)} × ~45 tokens; 3 rounds in turn, median)", "short"),
+            (f"one backend, texts/s, long texts ({len(LONG)} × 384 tokens, the window; same)", "long"),
             ("8 clients at once, × 1 client", "aggregate8"),
             ("total PSS of 8 backends, and of the host (MB)", "pss8")]
     for title, key in rows:
