@@ -1,6 +1,6 @@
 """Many backends, one model: memory, first call and throughput as connections grow: bench/RESULTS-backends.md.
 
-  .venv/bin/python bench/backends.py [--url URL] [--seconds 6]
+  .venv/bin/python bench/backends.py [--url URL] [--seconds 10]
 
 Three configurations side by side in one run, on the default engine: every backend loading its own copy of
 the model (model_host and shared_weights off: what pgbert did before), backends mapping the model prepared
@@ -160,7 +160,7 @@ CONFIGURATIONS = (  # label, model_host, shared_weights
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url")
-    parser.add_argument("--seconds", type=float, default=6)
+    parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                          "RESULTS-backends.md"))
     args = parser.parse_args()

@@ -86,8 +86,9 @@ def model_errors(plpy, name: str):
         yield
     except memory.NotEnoughMemory as exc:
         plpy.error(f"pgbert: {exc}", sqlstate=OUT_OF_MEMORY,
-                   hint="Close idle connections that loaded the model (or pool them with PgBouncer), add memory, "
-                        "or, if you know better, lower memory_reserve_mb in pgbert.settings.")
+                   hint="Free or add memory (with model_host off, every backend that embeds holds the model: pool "
+                        "connections with PgBouncer), or, if you know better, lower memory_reserve_mb in "
+                        "pgbert.settings.")
     except BundleError as exc:
         plpy.error(f"pgbert: model {name!r} cannot be loaded: {exc}", sqlstate=NOT_READY,
                    hint="Check SELECT * FROM pgbert.status(); fix the bundle or switch with pgbert.use_model().")
