@@ -108,7 +108,7 @@ class Host:
                 f"({model.encoder.engine.name}, {model.encoder.engine.weights})")
             return model
 
-    def answer(self, request: dict, conn: socket.socket) -> tuple[dict, bytes]:
+    def answer(self, request: dict, conn: socket.socket, body=b"") -> tuple[dict, bytes]:
         op = request.get("op")
         if op in ("ping", "hello"):
             return {"pid": os.getpid(), "version": self.version, "postmaster": self.postmaster}, b""
@@ -117,6 +117,8 @@ class Host:
             return {"pid": os.getpid()}, b""
         settings = {k: request["settings"].get(k) for k in SENT_SETTINGS}
         model = self.model(request["bundle"], settings)
+        texts = wire.unpack_texts(request.get("text_sizes", []), body)
+        del body  # the texts' bytes: a 20 MB text is not held twice
 
         def check():
             if _closed(conn):
@@ -125,12 +127,12 @@ class Host:
         if op == "encode":
             budget = int(settings["thread_budget"] or 0) or default_threads()
             slots = max(1, budget // model.encoder.threads)
-            vectors = model.encode(request["texts"], request["kind"], check, lambda: self.budget.hold(slots, check))
+            vectors = model.encode(texts, request["kind"], check, lambda: self.budget.hold(slots, check))
             self.requests += 1
             self.texts += len(vectors)
             return {"n": len(vectors), "dimension": model.dimension}, vectors.astype("=f4", copy=False).tobytes()
         if op == "chunk":
-            spans = model.chunk(request["texts"], request["chunk_tokens"], request["overlap_tokens"],
+            spans = model.chunk(texts, request["chunk_tokens"], request["overlap_tokens"],
                                 request["limit"], check)
             return {"spans": spans}, b""
         if op == "describe":
@@ -197,11 +199,11 @@ class _Connection(socketserver.BaseRequestHandler):
     def _serve(self, host: Host) -> None:
         while True:
             try:
-                request, _ = wire.recv(self.request)
+                request, body = wire.recv(self.request)
             except (EOFError, OSError):
                 return
             try:
-                reply, body = host.answer(request, self.request)
+                reply, body = host.answer(request, self.request, body)
             except ClientGone:
                 return
             except Exception as exc:  # one request's failure is reported to its backend; the host goes on

@@ -136,7 +136,7 @@ class Connection:
         except OSError as exc:
             raise HostUnavailable(f"the model host started but does not answer: {exc}") from None
 
-    def request(self, header: dict, check=None) -> tuple[dict, bytes]:
+    def request(self, header: dict, check=None, body=b"") -> tuple[dict, bytes]:
         """Send one request and wait for its answer, running check() every POLL_SECONDS meanwhile (whatever it
         raises, a cancel, ends the wait and drops the connection, which stops the host's work for it).
         Requests change nothing in the host, so one that the host did not answer (it was killed, or ended with
@@ -146,7 +146,7 @@ class Connection:
             sock = self.sock
             try:
                 sock.settimeout(None)  # a big request is sent whole, however busy the host is
-                wire.send(sock, header)
+                wire.send(sock, header, body)
                 sock.settimeout(POLL_SECONDS)
                 reply, body = wire.recv(sock, check or (lambda: None))
                 break
@@ -175,21 +175,22 @@ class RemoteModel:
         self.settings = {k: settings.get(k) for k in SENT_SETTINGS}
         self._window: int | None = None
 
-    def _ask(self, op: str, check=None, **fields) -> tuple[dict, bytes]:
-        return self.connection.request({"op": op, "bundle": self.bundle.path, "settings": self.settings, **fields},
-                                       check)
+    def _ask(self, op: str, check=None, texts=(), **fields) -> tuple[dict, bytes]:
+        sizes, body = wire.pack_texts(texts)
+        return self.connection.request({"op": op, "bundle": self.bundle.path, "settings": self.settings,
+                                        "text_sizes": sizes, **fields}, check, body)
 
     def encode(self, texts: list[str], kind: str = "document", check=None) -> list[array]:
         if not texts:
             return []
-        reply, body = self._ask("encode", check, texts=list(texts), kind=kind)
+        reply, body = self._ask("encode", check, texts, kind=kind)
         flat = array("f")
         flat.frombytes(body)
         d = reply["dimension"]
         return [flat[i * d:(i + 1) * d] for i in range(reply["n"])]
 
     def chunk(self, texts: list[str], chunk_tokens: int, overlap_tokens: int, limit: int, check=None):
-        reply, _ = self._ask("chunk", check, texts=list(texts), chunk_tokens=chunk_tokens,
+        reply, _ = self._ask("chunk", check, texts, chunk_tokens=chunk_tokens,
                              overlap_tokens=overlap_tokens, limit=limit)
         return [[tuple(span) for span in spans] for spans in reply["spans"]]
 

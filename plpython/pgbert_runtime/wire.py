@@ -58,24 +58,41 @@ def address(datadir: str) -> str:
 ERRORS = {"memory": NotEnoughMemory, "bundle": BundleError, "chunks": TooManyChunks, "value": ValueError}
 
 
-def send(sock: socket.socket, header: dict, body: bytes = b"") -> None:
+def send(sock: socket.socket, header: dict, body=b"") -> None:
+    """body: bytes, or a list of bytes sent one after the other (never joined: a 20 MB text is not copied)."""
+    parts = body if isinstance(body, list) else [body]
     data = json.dumps(header, ensure_ascii=False).encode()
-    sock.sendall(FRAME.pack(len(data), len(body)) + data)
-    if body:
-        sock.sendall(body)
+    sock.sendall(FRAME.pack(len(data), sum(len(p) for p in parts)) + data)
+    for part in parts:
+        if part:
+            sock.sendall(part)
 
 
-def recv(sock: socket.socket, wait=None) -> tuple[dict, bytes]:
+def pack_texts(texts) -> tuple[list[int], list[bytes]]:
+    """Texts as a message body: (their UTF-8 sizes, for the header; the encoded texts)."""
+    encoded = [t.encode() for t in texts]
+    return [len(e) for e in encoded], encoded
+
+
+def unpack_texts(sizes: list[int], body) -> list[str]:
+    view, start, texts = memoryview(body), 0, []
+    for size in sizes:
+        texts.append(str(view[start:start + size], "utf-8"))
+        start += size
+    return texts
+
+
+def recv(sock: socket.socket, wait=None) -> tuple[dict, bytearray | bytes]:
     """The next message; raises EOFError when the other end closed first. wait(): called whenever the socket
     timed out (a backend's sockets time out every few ms, so that it can check for cancel meanwhile)."""
     size, body_size = FRAME.unpack(_exactly(sock, FRAME.size, wait))
     if size > MAX_HEADER:
         raise HostError(f"a message header of {size} bytes: not a pgbert model host at the other end")
     header = json.loads(_exactly(sock, size, wait))
-    return header, _exactly(sock, body_size, wait) if body_size else b""
+    return header, _exactly(sock, body_size, wait) if body_size else b""  # a bytearray: not copied again
 
 
-def _exactly(sock: socket.socket, n: int, wait) -> bytes:
+def _exactly(sock: socket.socket, n: int, wait) -> bytearray:
     buffer = bytearray(n)
     view = memoryview(buffer)
     got = 0
@@ -90,7 +107,7 @@ def _exactly(sock: socket.socket, n: int, wait) -> bytes:
         if k == 0:
             raise EOFError("the other end closed the connection")
         got += k
-    return bytes(buffer)
+    return buffer
 
 
 def error_reply(exc: Exception) -> dict | None:
