@@ -31,7 +31,7 @@ from . import wire
 from .bundle import file_key
 from .encoder import default_threads
 from .local import LocalModel, encoder_options, load_encoder
-from .wire import FOLDER, SENT_SETTINGS, address
+from .wire import FOLDER, address
 
 WATCH_SECONDS = 1.0  # how soon after its server stops the host exits
 WAIT_SECONDS = 0.05  # how often a queued model call looks whether its backend is still there
@@ -115,13 +115,13 @@ class Host:
         if op == "retire":
             self.retire()
             return {"pid": os.getpid()}, b""
-        settings = {k: request["settings"].get(k) for k in SENT_SETTINGS}
+        settings = request["settings"]  # host_client sends wire.SENT_SETTINGS
         model = self.model(request["bundle"], settings)
         texts = wire.unpack_texts(request.get("text_sizes", []), body)
         del body  # the texts' bytes: a 20 MB text is not held twice
 
         def check():
-            if _closed(conn):
+            if wire.peer_closed(conn):
                 raise ClientGone()
 
         if op == "encode":
@@ -179,12 +179,6 @@ def _rss_mb() -> int | None:
             return next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmRSS:"))
     except (OSError, StopIteration):
         return None
-
-
-def _closed(conn: socket.socket) -> bool:
-    """Whether the backend closed its end: it sends nothing while it waits for an answer, so readable = EOF."""
-    readable, _, _ = select.select([conn], [], [], 0)
-    return bool(readable) and not conn.recv(1, socket.MSG_PEEK)
 
 
 class _Connection(socketserver.BaseRequestHandler):

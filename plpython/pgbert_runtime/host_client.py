@@ -6,8 +6,8 @@ connect, not a model load. Vectors come back as array('f') rows.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
-import select
 import socket
 import subprocess
 import sys
@@ -28,14 +28,10 @@ class HostUnavailable(Exception):
     """No host answers and none could be started: the message says why (the caller runs the model itself)."""
 
 
+@functools.cache
 def in_server() -> bool:
-    """Whether this process runs in a PostgreSQL data directory (as every backend does)."""
+    """Whether this process runs in a PostgreSQL data directory (as every backend does); looked at once."""
     return os.path.exists("postmaster.pid")
-
-
-def _closed(sock: socket.socket) -> bool:
-    """The host never speaks unasked, so a readable idle socket means it closed (it stopped or restarted)."""
-    return bool(select.select([sock], [], [], 0)[0])
 
 
 class Connection:
@@ -55,7 +51,7 @@ class Connection:
 
     def ensure(self) -> None:
         """Connected to a host, starting one if none answers; raises HostUnavailable."""
-        if self.sock is not None and not _closed(self.sock):
+        if self.sock is not None and not wire.peer_closed(self.sock):
             return
         self.close()
         if self.failed and time.monotonic() - self.failed[0] < RETRY_SECONDS:

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import os
+import select
 import socket
 import struct
 
@@ -108,6 +109,12 @@ def _exactly(sock: socket.socket, n: int, wait) -> bytearray:
             raise EOFError("the other end closed the connection")
         got += k
     return buffer
+
+
+def peer_closed(sock: socket.socket) -> bool:
+    """Whether the other end closed: neither side speaks unasked while the other waits, so readable means EOF."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable) and not sock.recv(1, socket.MSG_PEEK)
 
 
 def error_reply(exc: Exception) -> dict | None:
