@@ -40,6 +40,7 @@ def test_a_host_killed_during_a_call_costs_that_statement_a_second_try(conn):
         deadline = time.monotonic() + 30
         while model_calls(conn) < 3 and time.monotonic() < deadline:  # it is embedding in the host
             time.sleep(0.05)
+        assert worker.is_alive() and not result  # killed in the middle of the call, not after it
         os.kill(pid, signal.SIGKILL)
         worker.join(120)
         assert result == [2_000]  # sent again to a new host: no error, nothing lost
