@@ -60,10 +60,28 @@ def is_upgrade() -> bool:
     return getattr(fn, "__name__", "") == "upgrade"
 
 
+def pin_session(connection) -> None:
+    """An upgrade is usually run by a superuser: it must run no object another role planted. The search path
+    is public alone (pg_catalog is searched first; no "$user" schema that a role with CREATE on the database
+    could make), the version table is public.alembic_version, and one that a role other than this one (or a
+    superuser) owns is refused."""
+    connection.exec_driver_sql("SET search_path = public")
+    owner = connection.exec_driver_sql(
+        "SELECT r.rolname, r.rolname = current_user OR r.rolsuper FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_roles r ON r.oid = c.relowner "
+        "WHERE c.oid = to_regclass('public.alembic_version')").fetchone()
+    if owner and not owner[1]:
+        raise SystemExit(f"pgbert: public.alembic_version belongs to {owner[0]}, not to the role migrating: refusing "
+                         "to run (its triggers would run with this role's rights). Check that table, then "
+                         "ALTER TABLE public.alembic_version OWNER TO the installing role.")
+    connection.commit()  # the checks' own transaction (the SET stays for the session): alembic opens the next
+
+
 def run_migrations_online() -> None:
     engine = create_engine(database_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
-        context.configure(connection=connection, transaction_per_migration=False)
+        pin_session(connection)
+        context.configure(connection=connection, transaction_per_migration=False, version_table_schema="public")
         with context.begin_transaction():
             context.run_migrations()
             if is_upgrade():

@@ -32,26 +32,14 @@ $$;
 COMMENT ON FUNCTION pgbert._boot() IS
     'Internal: imports the pgbert runtime from the admin-set python_path, once per backend. Loads no model.';
 
+-- The model, in schema pgbert (where nobody else can create a look-alike overload): pgbert's own code calls
+-- these, with exact argument types; the public embed() and embed_batch() below are thin wrappers for users.
 -- PARALLEL UNSAFE (the default) on purpose: PL/Python runs every plpy.execute in a subtransaction,
 -- which PostgreSQL forbids in parallel mode; a query that calls embed() must not go parallel.
 -- COST: a model call costs as much as reading thousands of rows, so the planner avoids plans that call
 -- embed() once per row (ORDER BY embedding <=> embed('...') under a sequential scan); the vector cache
 -- (embed_cache_mb) makes such calls after the first cheap anyway.
-CREATE OR REPLACE FUNCTION public.embed(text text) RETURNS @vector_schema@.vector
-LANGUAGE plpython3u STABLE STRICT COST 1000000
-SET search_path = pg_catalog, pg_temp
-AS $$
-if "pgbert_api" not in GD:
-    plpy.execute("SELECT pgbert._boot()")
-return GD["pgbert_api"].embed(plpy, text)
-$$;
-COMMENT ON FUNCTION public.embed(text) IS
-    'Embeds one text with the active model (pgbert.models); NULL gives NULL. Text past the model''s window is ignored; more than the max_input_chars setting is refused (SQLSTATE 54000). The same text twice costs one model call (cache: embed_cache_mb).';
-
--- The same for a kind of text: 'query' (a search query) or 'document' (a text that is searched). A model
--- that expects prompts (E5: 'query: ' / 'passage: ') gets the one its manifest records for that kind;
--- embed(text) is embed(text, 'document'), which is what the triggers store.
-CREATE OR REPLACE FUNCTION public.embed(text text, kind text) RETURNS @vector_schema@.vector
+CREATE OR REPLACE FUNCTION pgbert.embed(text text, kind text) RETURNS @vector_schema@.vector
 LANGUAGE plpython3u STABLE STRICT COST 1000000
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -59,21 +47,10 @@ if "pgbert_api" not in GD:
     plpy.execute("SELECT pgbert._boot()")
 return GD["pgbert_api"].embed(plpy, text, kind)
 $$;
-COMMENT ON FUNCTION public.embed(text, text) IS
-    'Embeds one text as a ''query'' or a ''document'' (models with prompts get the matching one; without, both are the same).';
+COMMENT ON FUNCTION pgbert.embed(text, text) IS
+    'Embeds one text as a ''query'' or a ''document'' with the active model (what public.embed() calls).';
 
-CREATE OR REPLACE FUNCTION public.embed_batch(texts text[]) RETURNS @vector_schema@.vector[]
-LANGUAGE plpython3u STABLE STRICT
-SET search_path = pg_catalog, pg_temp
-AS $$
-if "pgbert_api" not in GD:
-    plpy.execute("SELECT pgbert._boot()")
-return GD["pgbert_api"].embed_batch(plpy, texts)
-$$;
-COMMENT ON FUNCTION public.embed_batch(text[]) IS
-    'Embeds many texts in length-sorted batched model calls; the result has the same order, NULL for NULL. Cancel and statement_timeout stop it between model calls.';
-
-CREATE OR REPLACE FUNCTION public.embed_batch(texts text[], kind text) RETURNS @vector_schema@.vector[]
+CREATE OR REPLACE FUNCTION pgbert.embed_batch(texts text[], kind text) RETURNS @vector_schema@.vector[]
 LANGUAGE plpython3u STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -81,6 +58,44 @@ if "pgbert_api" not in GD:
     plpy.execute("SELECT pgbert._boot()")
 return GD["pgbert_api"].embed_batch(plpy, texts, kind)
 $$;
+COMMENT ON FUNCTION pgbert.embed_batch(text[], text) IS
+    'Embeds many texts of a kind (''query'' or ''document'') in length-sorted batched model calls (what public.embed_batch() calls).';
+
+CREATE OR REPLACE FUNCTION pgbert.embed_batch(texts text[]) RETURNS @vector_schema@.vector[]
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pgbert.embed_batch(texts, 'document'::pg_catalog.text) $$;
+COMMENT ON FUNCTION pgbert.embed_batch(text[]) IS
+    'Embeds many documents (what the triggers, backfill and public.embed_batch(texts) call).';
+
+-- Embeds one text with the active model; embed(text) is embed(text, 'document'), which is what the triggers
+-- store. A model that expects prompts (E5: 'query: ' / 'passage: ') gets the one its manifest records for
+-- each kind.
+CREATE OR REPLACE FUNCTION public.embed(text text) RETURNS @vector_schema@.vector
+LANGUAGE sql STABLE STRICT COST 1000000
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pgbert.embed(text, 'document'::pg_catalog.text) $$;
+COMMENT ON FUNCTION public.embed(text) IS
+    'Embeds one text with the active model (pgbert.models); NULL gives NULL. Text past the model''s window is ignored; more than the max_input_chars setting is refused (SQLSTATE 54000). The same text twice costs one model call (cache: embed_cache_mb).';
+
+CREATE OR REPLACE FUNCTION public.embed(text text, kind text) RETURNS @vector_schema@.vector
+LANGUAGE sql STABLE STRICT COST 1000000
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pgbert.embed(text, kind) $$;
+COMMENT ON FUNCTION public.embed(text, text) IS
+    'Embeds one text as a ''query'' or a ''document'' (models with prompts get the matching one; without, both are the same).';
+
+CREATE OR REPLACE FUNCTION public.embed_batch(texts text[]) RETURNS @vector_schema@.vector[]
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pgbert.embed_batch(texts, 'document'::pg_catalog.text) $$;
+COMMENT ON FUNCTION public.embed_batch(text[]) IS
+    'Embeds many texts in length-sorted batched model calls; the result has the same order, NULL for NULL. Cancel and statement_timeout stop it between model calls.';
+
+CREATE OR REPLACE FUNCTION public.embed_batch(texts text[], kind text) RETURNS @vector_schema@.vector[]
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pgbert.embed_batch(texts, kind) $$;
 COMMENT ON FUNCTION public.embed_batch(text[], text) IS
     'embed_batch(texts) for a kind of text: ''query'' or ''document'' (see embed(text, kind)).';
 

@@ -5,7 +5,7 @@
 --   pgbert_embed_insert   BEFORE INSERT, each row               pgbert.embed_row()        triggers.embed_row
 --   pgbert_embed_update   BEFORE UPDATE OF source, each row     pgbert.embed_row()        triggers.embed_row
 --   pgbert_batch_start    BEFORE INSERT, each statement         pgbert.batch_start()      triggers.batch_start
---   pgbert_batch_write    AFTER INSERT, each statement          pgbert.batch_write_<oid>  (generated plpgsql)
+--   pgbert_batch_write    AFTER INSERT, each statement          pgbert.write_back_<oid>   32_write_back.sql
 --   pgbert_batch_end      AFTER INSERT, each statement          pgbert.batch_end()        triggers.batch_end
 --
 -- Strategy 'row' uses the first two; 'batch' all five: the statement's first row is embedded inline,
@@ -45,122 +45,85 @@ $$;
 COMMENT ON FUNCTION pgbert.batch_end() IS
     'Trigger (pgbert_batch_end): the INSERT statement on a batch table ended.';
 
--- The write-back function of a batch table, from a template with named markers. It embeds the new rows
--- in calls of at most 1,024 texts and about 8 MB (under the max_input_chars cap of embed_batch). It runs as the table's
--- owner (SECURITY DEFINER, owned by and re-owned with the table), so a role that may only INSERT gets
--- its rows embedded; it refuses to run for any other table, or once its owner is not the table's.
-CREATE OR REPLACE FUNCTION pgbert._batch_writer_ddl(cfg pgbert.embedded_tables) RETURNS text
-LANGUAGE plpgsql STABLE
+-- A table's write-back function: SECURITY DEFINER, owned by (and re-owned with) the table's owner, so
+-- a role that may only INSERT gets its rows embedded. Its body is fixed text and the table's oid, nothing
+-- else: it hands the statement's transition rows (as jsonb: a transition table's rows have no type name) to
+-- the static implementations of 32_write_back.sql, which find every name in the catalogs. It refuses to run for any other table.
+CREATE OR REPLACE FUNCTION pgbert._writer_body(tbl oid) RETURNS text
+LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
-AS $fn$
+AS $fn$ SELECT replace($body$
 BEGIN
-    RETURN replace(replace(replace(replace(replace(replace(replace($template$
-CREATE OR REPLACE FUNCTION pgbert.@writer@() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $body$
-BEGIN
-    IF TG_RELID <> @relid@ OR TG_OP <> 'INSERT' OR TG_LEVEL <> 'STATEMENT' THEN
-        RAISE EXCEPTION 'pgbert: % writes back only after an INSERT into the table of oid @relid@', TG_NAME
+    IF TG_RELID <> @relid@ OR TG_LEVEL <> 'STATEMENT' THEN
+        RAISE EXCEPTION 'pgbert: % writes back after statements on the table of oid @relid@ only', TG_NAME
               USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF (SELECT relowner FROM pg_catalog.pg_class WHERE oid = TG_RELID)
-       <> (SELECT proowner FROM pg_catalog.pg_proc WHERE oid = 'pgbert.@writer@()'::pg_catalog.regprocedure) THEN
-        RAISE EXCEPTION 'pgbert: the owner of % changed; its write-back function was not re-owned', TG_RELID::regclass
-              USING ERRCODE = 'insufficient_privilege',
-                    HINT = 'CALL pgbert.disable_embedding(table), then pgbert.enable_embedding(...) again.';
+    IF TG_OP = 'INSERT' THEN
+        PERFORM pgbert._write_inserted(TG_RELID, (SELECT jsonb_agg(n) FROM pgbert_new_rows n));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM pgbert._write_updated(TG_RELID, (SELECT jsonb_agg(o) FROM pgbert_old_rows o),
+                                      (SELECT jsonb_agg(n) FROM pgbert_new_rows n));
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM pgbert._write_deleted(TG_RELID, (SELECT jsonb_agg(o) FROM pgbert_old_rows o));
+    ELSE
+        PERFORM pgbert._write_truncated(TG_RELID);
     END IF;
-    UPDATE @table@ AS t SET @vector@ = e.v
-      FROM (SELECT u.k, u.v
-              FROM (SELECT array_agg(r.k) AS ks, array_agg(r.s) AS ts
-                      FROM (SELECT n.@key@ AS k, n.@source@ AS s, (row_number() OVER w - 1) / 1024 AS chunk,
-                                   sum(octet_length(n.@source@)) OVER w / 8388608 AS part
-                              FROM pgbert_new_rows n
-                             WHERE n.@source@ IS NOT NULL AND n.@vector@ IS NULL
-                            WINDOW w AS (ROWS UNBOUNDED PRECEDING)) r
-                     GROUP BY r.chunk, r.part) a,
-                   unnest(a.ks, public.embed_batch(a.ts)) AS u(k, v)) e
-     WHERE t.@key@ @key_eq@ e.k;
     RETURN NULL;
 END
-$body$
-$template$,
-        '@writer@', pgbert._batch_writer_name(cfg.relid)),
-        '@relid@', cfg.relid::oid::text),
-        '@table@', pgbert._qualified(cfg.relid)),
-        '@vector@', quote_ident(cfg.vector_column)),
-        '@key@', quote_ident(cfg.key_column)),
-        '@source@', quote_ident(cfg.source_column)),
-        '@key_eq@', pgbert._key_equality(cfg.relid, cfg.key_column));
-END
-$fn$;
-COMMENT ON FUNCTION pgbert._batch_writer_ddl(pgbert.embedded_tables) IS
-    'Internal: the CREATE FUNCTION statement of a batch table''s write-back function.';
+$body$, '@relid@', tbl::bigint::text) $fn$;
+COMMENT ON FUNCTION pgbert._writer_body(oid) IS
+    'Internal: the body of a table''s write-back function: fixed text and the table''s oid.';
 
--- Creates or updates the write-back function the registry row calls for (batch, or chunks: 36_chunk_triggers),
--- owned by the table's owner (so is a chunk table). SECURITY DEFINER: only the installer creates in schema
--- pgbert; safe for any caller, as everything comes from the registry row, which only the table's owner can
--- write. Replaced in place, so the trigger that calls it, enabled or not, is untouched.
+-- Creates a registered table's write-back function (or keeps it), owned by the table's owner, and re-owns
+-- its chunk table with it. Run by the installer's entry points only (EXECUTE: nobody else).
 CREATE OR REPLACE FUNCTION pgbert._install_writer(tbl regclass) RETURNS name
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET check_function_bodies = on
 AS $fn$
 DECLARE
-    cfg      pgbert.embedded_tables;
-    chunked  boolean;
-    fn       name;
-    ddl      text;
-    owner    name := (SELECT pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c WHERE c.oid = tbl);
-    existing regprocedure;
+    fn     name := pgbert._writer_name(tbl);
+    owner  oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
+    chunks oid := (SELECT e.chunk_relid FROM pgbert.embedded_tables e WHERE e.relid = tbl);
 BEGIN
-    SELECT * INTO cfg FROM pgbert.embedded_tables e WHERE e.relid = tbl AND e.strategy = 'batch';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'pgbert: % is not registered for batch embedding', tbl
-              USING ERRCODE = 'object_not_in_prerequisite_state';
-    END IF;
-    chunked := cfg.chunk_relid IS NOT NULL;
-    fn := CASE WHEN chunked THEN pgbert._chunk_writer_name(tbl) ELSE pgbert._batch_writer_name(tbl) END;
-    ddl := CASE WHEN chunked THEN pgbert._chunk_writer_ddl(cfg) ELSE pgbert._batch_writer_ddl(cfg) END;
-    existing := to_regprocedure(format('pgbert.%I()', fn));
-    IF existing IS NULL OR (SELECT p.prosrc FROM pg_catalog.pg_proc p WHERE p.oid = existing)
-                           IS DISTINCT FROM substring(ddl FROM '\$body\$(.*)\$body\$') THEN
-        EXECUTE ddl;
+    IF to_regprocedure(format('pgbert.%I()', fn)) IS NULL THEN
+        EXECUTE format('CREATE FUNCTION pgbert.%I() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER '
+                       'SET search_path = pg_catalog, pg_temp AS %L', fn, pgbert._writer_body(tbl));
         EXECUTE format('REVOKE ALL ON FUNCTION pgbert.%I() FROM PUBLIC', fn);
-        EXECUTE format('COMMENT ON FUNCTION pgbert.%I() IS %L', fn, CASE WHEN chunked
-            THEN format('Trigger (pgbert_chunks_* on %s): keeps its chunks and their vectors, as the table''s owner.', tbl)
-            ELSE format('Trigger (pgbert_batch_write on %s): writes the vectors of an INSERT''s rows back, as the '
-                        'table''s owner.', tbl) END);
+        EXECUTE format('COMMENT ON FUNCTION pgbert.%I() IS %L', fn,
+                       format('Trigger (pgbert_* on %s): writes back vectors and chunks, as the table''s owner.', tbl));
     END IF;
-    EXECUTE format('ALTER FUNCTION pgbert.%I() OWNER TO %I', fn, owner);  -- a no-op when it already is
-    IF chunked THEN
-        EXECUTE format('ALTER TABLE %s OWNER TO %I', pgbert._qualified(cfg.chunk_relid), owner);
+    EXECUTE format('ALTER FUNCTION pgbert.%I() OWNER TO %I', fn, pg_get_userbyid(owner));  -- a no-op when it is
+    -- The chunk table pgbert made for this table (recorded by pgbert alone), only while it is still owned
+    -- by the function's previous owner: nothing else is ever re-owned.
+    IF chunks IS NOT NULL AND (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = chunks) <> owner THEN
+        EXECUTE format('ALTER TABLE %s OWNER TO %I', chunks::regclass, pg_get_userbyid(owner));
     END IF;
     RETURN fn;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._install_writer(regclass) IS
-    'Internal: creates or updates the write-back function a table''s registry row calls for (batch or chunks), owned by the table''s owner.';
+    'Internal: creates a registered table''s write-back function (fixed body, the table''s oid) owned by the table''s owner, and re-owns its chunk table.';
 
--- Drops the write-back functions a table's registry row no longer calls for (all of them when it is gone).
+-- Drops a table's write-back functions (those of earlier versions too) when its registry row is gone.
 CREATE OR REPLACE FUNCTION pgbert._drop_writers(tbl oid) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    keep name := (SELECT CASE WHEN e.chunk_relid IS NULL THEN pgbert._batch_writer_name(tbl)
-                              ELSE pgbert._chunk_writer_name(tbl) END
-                    FROM pgbert.embedded_tables e WHERE e.relid = tbl AND e.strategy = 'batch');
-    fn   name;
+    fn name;
 BEGIN
-    FOREACH fn IN ARRAY ARRAY[pgbert._batch_writer_name(tbl), pgbert._chunk_writer_name(tbl)] LOOP
-        IF fn IS DISTINCT FROM keep AND to_regprocedure(format('pgbert.%I()', fn)) IS NOT NULL THEN  -- no NOTICE when none
+    FOREACH fn IN ARRAY ARRAY[pgbert._writer_name(tbl), ('batch_write_' || tbl)::name, ('chunk_write_' || tbl)::name] LOOP
+        IF (fn <> pgbert._writer_name(tbl) OR NOT EXISTS (SELECT 1 FROM pgbert.embedded_tables e WHERE e.relid = tbl))
+           AND to_regprocedure(format('pgbert.%I()', fn)) IS NOT NULL THEN  -- no NOTICE when none
             EXECUTE format('DROP FUNCTION pgbert.%I()', fn);
         END IF;
     END LOOP;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._drop_writers(oid) IS
-    'Internal: drops the write-back functions a table''s registry row no longer calls for.';
+    'Internal: drops the write-back functions a table''s registry row no longer calls for (earlier versions'' names too).';
+DROP FUNCTION IF EXISTS pgbert._batch_writer_ddl(pgbert.embedded_tables);  -- before 0010: generated bodies
 DROP FUNCTION IF EXISTS pgbert._install_batch_writer(regclass), pgbert._drop_batch_writer(oid);  -- before 0008
 
 -- Installs the triggers the registry row of a table calls for (the table's owner runs this).
@@ -172,6 +135,7 @@ DECLARE
     cfg     pgbert.embedded_tables := pgbert._embedding_config(tbl);
     lexical text;
 BEGIN
+    PERFORM pgbert._drop_writers(tbl);  -- an earlier version's (its triggers are gone)
     IF cfg.chunk_tokens IS NOT NULL THEN
         PERFORM pgbert._install_chunk_triggers(tbl);  -- chunked: statement triggers only (35_chunks.sql)
         RETURN;
@@ -228,19 +192,12 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    tbl      regclass;
-    disabled name[];
-    n        integer := 0;
+    tbl regclass;
+    n   integer := 0;
 BEGIN
     FOR tbl IN SELECT e.relid FROM pgbert.embedded_tables e ORDER BY e.relid LOOP
         PERFORM pgbert._require_owner(tbl, 'reinstall');
-        disabled := ARRAY(SELECT t.tgname FROM pg_catalog.pg_trigger t
-                           WHERE t.tgrelid = tbl AND t.tgenabled = 'D' AND t.tgname LIKE 'pgbert\_%');
-        PERFORM pgbert._drop_triggers(tbl);
-        PERFORM pgbert._install_triggers(tbl);
-        FOR i IN 1 .. coalesce(array_length(disabled, 1), 0) LOOP
-            EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', tbl, disabled[i]);
-        END LOOP;
+        PERFORM pgbert._reinstall(tbl);  -- 70_events.sql
         n := n + 1;
     END LOOP;
     RETURN n;

@@ -55,7 +55,7 @@ COMMENT ON FUNCTION pgbert.row_visible(oid, smallint, smallint, anyelement) IS
 CREATE OR REPLACE FUNCTION pgbert._chunk_table_name(tbl regclass) RETURNS name
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT (left(c.relname, 56) || '_chunks')::name FROM pg_catalog.pg_class c WHERE c.oid = tbl $$;
+AS $$ SELECT pgbert._suffixed(c.relname, '_chunks') FROM pg_catalog.pg_class c WHERE c.oid = tbl $$;
 COMMENT ON FUNCTION pgbert._chunk_table_name(regclass) IS 'Internal: <table>_chunks, cut to a valid name.';
 
 -- Creates the chunk table of a table being registered (its caller owns the table), owned by the table's

@@ -33,7 +33,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    col      name := (source_column || '_lexemes')::name;
+    col      name := pgbert._suffixed(source_column, '_lexemes');
     col_type regtype := (SELECT a.atttypid FROM pg_catalog.pg_attribute a
                           WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped);
 BEGIN

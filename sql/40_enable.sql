@@ -49,38 +49,15 @@ $fn$;
 COMMENT ON FUNCTION pgbert._ensure_vector_column(regclass, name, pgbert.models) IS
     'Internal: adds the vector column with the model''s dimension, or checks the existing one fits.';
 
--- The single-column, unique, not-null key that batch write-back finds new rows by (NULL: none).
-CREATE OR REPLACE FUNCTION pgbert._batch_key(tbl regclass) RETURNS name
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT a.attname
-      FROM pg_catalog.pg_index i
-      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-     WHERE i.indrelid = tbl AND i.indnkeyatts = 1 AND i.indisunique AND i.indpred IS NULL
-       AND i.indexprs IS NULL AND a.attnotnull
-     ORDER BY i.indisprimary DESC, a.attnum
-     LIMIT 1
-$$;
-COMMENT ON FUNCTION pgbert._batch_key(regclass) IS
-    'Internal: the single-column unique not-null key of a table (its primary key first), or NULL.';
-
--- Checks everything, adds the vector (and tsvector) column if missing, or the chunk table of a chunked
--- table, and writes the registry row.
-CREATE OR REPLACE FUNCTION pgbert._register(tbl regclass, source_column name, vector_column name, strategy text,
-                                            lexical text, chunk_tokens integer, overlap_tokens integer)
-RETURNS void
-LANGUAGE plpgsql
+-- enable_embedding's checks that need nothing but the table: a known strategy, an active model (returned),
+-- not enabled yet.
+CREATE OR REPLACE FUNCTION pgbert._check_new_registration(tbl regclass, strategy text) RETURNS pgbert.models
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    model   pgbert.models;
-    key_col name := pgbert._batch_key(tbl);
-    owner   oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
-    chunks  oid;
+    model pgbert.models;
 BEGIN
-    PERFORM pgbert._check_source(tbl, source_column);
-    PERFORM pgbert._require_owner(tbl, 'enable');
     IF strategy IS NULL OR strategy NOT IN ('batch', 'row') THEN
         RAISE EXCEPTION 'pgbert: strategy must be ''batch'' or ''row'', not %', quote_nullable(strategy)
               USING ERRCODE = 'invalid_parameter_value';
@@ -94,12 +71,40 @@ BEGIN
         RAISE EXCEPTION 'pgbert: embedding is already enabled on %', tbl
               USING ERRCODE = 'duplicate_object', HINT = 'CALL pgbert.disable_embedding(...) first to change it.';
     END IF;
+    RETURN model;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._check_new_registration(regclass, text) IS
+    'Internal: raises unless the strategy is known, a model is active and the table is not enabled yet; returns the model.';
+
+-- The first step of enable_embedding, run as pgbert's owner (the registry and schema pgbert are
+-- pgbert's alone) for the table's owner only: checks everything, adds the vector (and tsvector) column
+-- if missing, or the chunk table of a chunked table, writes the registry row and installs the triggers.
+-- Every column is checked against the catalogs; no user code runs here.
+CREATE OR REPLACE FUNCTION pgbert.setup_embedding(tbl regclass, source_column name, vector_column name,
+                                                  strategy text, lexical text, chunk_tokens integer,
+                                                  overlap_tokens integer)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET check_function_bodies = on
+AS $fn$
+DECLARE
+    model       pgbert.models;
+    key_col     name := pgbert._batch_key(tbl);
+    lexical_col name;
+    owner       oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
+    chunks      oid;
+BEGIN
+    PERFORM pgbert._check_source(tbl, source_column);
+    PERFORM pgbert._require_owner(tbl, 'enable');
+    model := pgbert._check_new_registration(tbl, strategy);
     IF chunk_tokens IS NOT NULL THEN
         chunks := pgbert._register_chunks(tbl, model, key_col, source_column, vector_column, lexical,
                                           chunk_tokens, overlap_tokens);
         strategy := 'batch';  -- chunks are always written after the statement, in batched model calls
     ELSE
-        vector_column := coalesce(vector_column, (source_column || '_embedding')::name);
+        vector_column := coalesce(vector_column, pgbert._suffixed(source_column, '_embedding'));
         PERFORM pgbert._ensure_vector_column(tbl, vector_column, model);
         IF strategy = 'batch' AND key_col IS NULL THEN
             RAISE NOTICE 'pgbert: % has no single-column primary key: embedding row by row', tbl;
@@ -107,41 +112,32 @@ BEGIN
         END IF;
     END IF;
     -- The write-back runs as the table's owner, who must therefore be allowed to embed.
-    IF strategy = 'batch' AND NOT has_function_privilege(owner, 'public.embed_batch(text[])', 'EXECUTE') THEN
+    IF strategy = 'batch' AND NOT has_function_privilege(owner, 'pgbert.embed_batch(text[])', 'EXECUTE') THEN
         RAISE EXCEPTION 'pgbert: the owner of % (%) may not embed', tbl, owner::regrole
               USING ERRCODE = 'insufficient_privilege', HINT = format('GRANT pgbert_user TO %I;', pg_get_userbyid(owner));
     END IF;
+    vector_column := coalesce(vector_column, 'embedding');
+    lexical_col := CASE WHEN lexical IS NULL THEN NULL WHEN chunks IS NOT NULL THEN 'lexemes'
+                        ELSE pgbert._ensure_lexical_column(tbl, source_column, lexical) END;
     INSERT INTO pgbert.embedded_tables (relid, source_column, vector_column, key_column, strategy, metric,
-                                        dimension, model_name, lexical_config, lexical_column, chunk_tokens,
-                                        overlap_tokens, chunk_relid)
-    VALUES (tbl, source_column, coalesce(vector_column, 'embedding'), key_col, strategy,
-            CASE WHEN model.normalize THEN 'cosine' ELSE 'l2' END, model.dimension, model.name, lexical,
-            CASE WHEN lexical IS NULL THEN NULL WHEN chunks IS NOT NULL THEN 'lexemes'
-                 ELSE pgbert._ensure_lexical_column(tbl, source_column, lexical) END,
-            chunk_tokens, CASE WHEN chunks IS NOT NULL THEN overlap_tokens END, chunks);
+                                        dimension, model_name, enabled_by, lexical_config, lexical_column,
+                                        chunk_tokens, overlap_tokens, chunk_relid, source_attnum, vector_attnum,
+                                        key_attnum, lexical_attnum)
+    VALUES (tbl, source_column, vector_column, key_col, strategy, CASE WHEN model.normalize THEN 'cosine' ELSE 'l2' END,
+            model.dimension, model.name, pg_get_userbyid(pgbert._caller()), lexical, lexical_col, chunk_tokens,
+            CASE WHEN chunks IS NOT NULL THEN overlap_tokens END, chunks, pgbert._attnum(tbl, source_column),
+            CASE WHEN chunks IS NULL THEN pgbert._attnum(tbl, vector_column) END, pgbert._attnum(tbl, key_col),
+            CASE WHEN chunks IS NULL THEN pgbert._attnum(tbl, lexical_col) END);
+    PERFORM pgbert._install_triggers(tbl);
     IF chunks IS NULL THEN  -- (_register_chunks says what it did)
         RAISE NOTICE 'pgbert: % embeds %.% into % (model %, % strategy)', tbl, tbl, quote_ident(source_column),
               quote_ident(vector_column), model.name, strategy;
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._register(regclass, name, name, text, text, integer, integer) IS
-    'Internal: checks enable_embedding''s arguments, adds the vector column (or the chunk table) if missing, writes the registry row.';
-
--- The newest index of an access method ('hnsw', 'gin') on one column of a table, or NULL.
-CREATE OR REPLACE FUNCTION pgbert._index_on(tbl regclass, col name, method name) RETURNS name
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT ic.relname FROM pg_catalog.pg_index i
-      JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-      JOIN pg_catalog.pg_am am ON am.oid = ic.relam
-      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-     WHERE i.indrelid = tbl AND am.amname = method AND i.indnatts = 1 AND a.attname = col
-     ORDER BY ic.oid DESC LIMIT 1
-$$;
-COMMENT ON FUNCTION pgbert._index_on(regclass, name, name) IS
-    'Internal: the newest single-column index of an access method on a column, or NULL.';
+COMMENT ON FUNCTION pgbert.setup_embedding(regclass, name, name, text, text, integer, integer) IS
+    'Table owner: the first step of enable_embedding (which also backfills and builds the index): checks the arguments, adds the vector column (or the chunk table), records the table and installs its triggers.';
+DROP FUNCTION IF EXISTS pgbert._register(regclass, name, name, text, text, integer, integer);  -- before 0010
 
 -- The HNSW index with the metric's operator class, and the GIN index of the lexical side. Their names are
 -- chosen by PostgreSQL (never one taken in advance); an index already on the column is kept.
@@ -162,7 +158,6 @@ BEGIN
                        pgbert._operator_class(cfg.metric));
         idx := pgbert._index_on(vectors, cfg.vector_column, 'hnsw');
     END IF;
-    UPDATE pgbert.embedded_tables e SET index_name = idx WHERE e.relid = tbl;
     IF cfg.lexical_column IS NOT NULL AND pgbert._index_on(vectors, cfg.lexical_column, 'gin') IS NULL THEN
         RAISE NOTICE 'pgbert: building a GIN index on %.%', vectors, quote_ident(cfg.lexical_column);
         EXECUTE format('CREATE INDEX ON %s USING gin (%I)', vectors, cfg.lexical_column);
@@ -192,9 +187,8 @@ DECLARE
     caller_path text := pg_catalog.current_setting('search_path');
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    PERFORM pgbert._register(tbl, source_column, vector_column, strategy, lexical, chunk_tokens,
-                             coalesce(overlap_tokens, least(32, chunk_tokens / 8)));
-    PERFORM pgbert._install_triggers(tbl);
+    PERFORM pgbert.setup_embedding(tbl, source_column, vector_column, strategy, lexical, chunk_tokens,
+                                   coalesce(overlap_tokens, least(32, chunk_tokens / 8)));
     IF backfill THEN
         CALL pgbert.backfill(tbl, batch_size);
     END IF;
@@ -207,20 +201,24 @@ $proc$;
 COMMENT ON PROCEDURE pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer, integer) IS
     'Table owner: rows embed themselves from now on (vector column <source>_embedding added if missing), existing rows are backfilled in committed batches, then an HNSW index is built. lexical => ''japanese'' | ''auto'' | a text search configuration adds a lexical side (<source>_lexemes, GIN) for hybrid search. chunk_tokens => n (overlap_tokens => m, default n/8 up to 32) embeds long texts in chunks of n tokens, kept in <table>_chunks; search() then returns each row''s best passage.';
 
+-- Run as pgbert's owner, for the table's owner only: drops exactly what pgbert made for this table (its
+-- triggers, its write-back function, the chunk table it recorded) and, asked to, the columns it added.
 CREATE OR REPLACE PROCEDURE pgbert.disable_embedding(tbl regclass, drop_column boolean DEFAULT false)
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET check_function_bodies = on
 AS $proc$
 DECLARE
-    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
+    cfg pgbert.embedded_tables;
 BEGIN
     PERFORM pgbert._require_owner(tbl, 'disable');
+    cfg := pgbert._embedding_config(tbl);
     PERFORM pgbert._drop_triggers(tbl);
     DELETE FROM pgbert.embedded_tables e WHERE e.relid = tbl;
     PERFORM pgbert._drop_writers(tbl);
     IF cfg.chunk_relid IS NOT NULL THEN  -- chunks are pgbert's storage, not the user's columns
-        IF pgbert._qualified(cfg.chunk_relid) IS NOT NULL THEN
-            EXECUTE format('DROP TABLE %s', pgbert._qualified(cfg.chunk_relid));
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = cfg.chunk_relid) THEN
+            EXECUTE format('DROP TABLE %s', cfg.chunk_relid::regclass);
         END IF;
     ELSIF drop_column THEN
         EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', tbl, cfg.vector_column);

@@ -46,7 +46,7 @@ BEGIN
                          FROM (SELECT c, s, sum(octet_length(s)) OVER (ROWS UNBOUNDED PRECEDING) / 8388608 AS part
                                  FROM todo) p
                         GROUP BY part),
-             vecs AS (SELECT u.c, u.v FROM parts, unnest(parts.cs, public.embed_batch(parts.ts)) AS u(c, v))
+             vecs AS (SELECT u.c, u.v FROM parts, unnest(parts.cs, pgbert.embed_batch(parts.ts::pg_catalog.text[])) AS u(c, v))
         UPDATE %1$s AS t SET %3$I = vecs.v FROM vecs WHERE t.ctid = vecs.c$q$,
         tbl, cfg.source_column, cfg.vector_column, batch_size);
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -79,7 +79,7 @@ BEGIN
                         GROUP BY part),
              chunks AS (INSERT INTO %4$s (row_key, chunk, start_char, end_char, embedding%7$s)
                         SELECT parts.ks[c.ord], c.chunk, c.start_char, c.end_char, c.embedding%8$s
-                          FROM parts, pgbert.embed_chunks(parts.ts, %9$s, %10$s) c
+                          FROM parts, pgbert.embed_chunks(parts.ts::pg_catalog.text[], %9$s, %10$s) c
                         RETURNING row_key)
         SELECT count(DISTINCT row_key) FROM chunks$q$,
         tbl, cfg.source_column, cfg.key_column, pgbert._qualified(cfg.chunk_relid),

@@ -86,7 +86,7 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     s record;
-    q @vector_schema@.vector := CASE WHEN mode = 'hybrid' THEN public.embed(query, 'query') END;
+    q @vector_schema@.vector := CASE WHEN mode = 'hybrid' THEN pgbert.embed(query, 'query') END;
 BEGIN
     SELECT max(value) FILTER (WHERE name = 'hybrid_rrf_k')::float8 AS c,
            max(value) FILTER (WHERE name = 'hybrid_vector_weight')::float8 AS wv,
@@ -164,7 +164,7 @@ BEGIN
               ORDER BY n.distance',
             coalesce(cfg.key_column, cfg.source_column), cfg.source_column, cfg.vector_column,
             pgbert._distance_operator(cfg.metric), tbl, pgbert._row_columns(cfg))
-            USING public.embed(query, 'query'), k;
+            USING pgbert.embed(query, 'query'), k;
     END IF;
     -- Restored for the rest of the caller's transaction (NULL: pgvector was not loaded yet: its defaults).
     PERFORM set_config('hnsw.ef_search', coalesce(old_ef, '40'), true);
@@ -182,7 +182,7 @@ RETURNS TABLE (id bigint, text text, distance double precision)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT s.id::bigint, s.content, s.distance FROM public.search(query, k, 'public.text_embeddings'::text::regclass) AS s
+    SELECT s.id::bigint, s.content, s.distance FROM public.search(query, k, 'public.text_embeddings'::text::regclass, NULL::text) AS s
 $fn$;
 COMMENT ON FUNCTION public.search(text, integer) IS
     'The k rows of text_embeddings nearest to the query: id, text, distance (smaller is nearer).';

@@ -62,7 +62,7 @@ DECLARE
     n      integer;
     picked jsonb;
     chunks pgbert.embedded_tables := cfg;
-    q      @vector_schema@.vector := CASE WHEN mode <> 'lexical' THEN public.embed(query, 'query') END;
+    q      @vector_schema@.vector := CASE WHEN mode <> 'lexical' THEN pgbert.embed(query, 'query') END;
     key_eq text := pgbert._key_equality(cfg.relid, cfg.key_column);
 BEGIN
     chunks.relid := cfg.chunk_relid;  -- the rankings read the chunk table's embedding and lexemes columns

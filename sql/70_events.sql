@@ -1,16 +1,20 @@
 -- ---------------------------------------------------------------------------------------------------
 -- Event triggers: the registry follows DDL on embedding-enabled tables. SECURITY DEFINER (owned by the
--- installing superuser), because they run as whoever issues the DDL — any role at all — and must
--- neither fail for a role that cannot write the registry nor be hidden from rows by row-level security.
+-- installing superuser), because they run as whoever issues the DDL — any role at all — and must not
+-- fail for a role that cannot write the registry. They wait at most lock_timeout on pgbert's tables
+-- (which only pgbert's owner can lock anyway), and act only on what pgbert recorded for the table in the
+-- DDL: its columns by number, its write-back function by its oid, the chunk table pgbert made for it.
 -- ---------------------------------------------------------------------------------------------------
 
--- A dropped table is forgotten with its write-back functions and its chunk table; a dropped source or
--- vector column, or chunk table, turns embedding off on its table (the triggers would fail on every
--- INSERT otherwise). The registry row is read as jsonb for the columns a later revision added, so a DROP
--- never fails on a downgraded database.
+-- A dropped table is forgotten with its write-back functions and its chunk table; a dropped source,
+-- vector, key or lexemes column, or chunk table, turns embedding off on its table (the triggers would fail
+-- on every INSERT otherwise). The registry row is read as jsonb for the columns a later revision added, so
+-- a DROP never fails on a downgraded database.
 CREATE OR REPLACE FUNCTION pgbert.forget_dropped() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET check_function_bodies = on
+SET lock_timeout = '10s'
 AS $fn$
 DECLARE
     gone record;
@@ -24,9 +28,11 @@ BEGIN
           FROM pg_event_trigger_dropped_objects() d JOIN pgbert.embedded_tables e
                ON d.objid IN (e.relid::oid, (to_jsonb(e) ->> 'chunk_relid')::oid)
          WHERE d.classid = 'pg_catalog.pg_class'::regclass
-           AND (d.objsubid = 0 OR (d.objid = e.relid::oid
-                                   AND d.address_names[3] IN (e.source_column, e.vector_column,
-                                                              to_jsonb(e) ->> 'lexical_column')))
+           AND (d.objsubid = 0 OR (d.objid = e.relid::oid AND (
+                    d.objsubid::text IN (to_jsonb(e) ->> 'source_attnum', to_jsonb(e) ->> 'vector_attnum',
+                                         to_jsonb(e) ->> 'key_attnum', to_jsonb(e) ->> 'lexical_attnum')
+                    OR (NOT to_jsonb(e) ? 'source_attnum'
+                        AND d.address_names[3] IN (e.source_column, e.vector_column, to_jsonb(e) ->> 'lexical_column')))))
     LOOP
         IF NOT gone.whole_table THEN
             PERFORM pgbert._drop_triggers(gone.relid);
@@ -35,26 +41,50 @@ BEGIN
         END IF;
         DELETE FROM pgbert.embedded_tables e WHERE e.relid = gone.relid;
         PERFORM pgbert._drop_writers(gone.relid);
-        IF gone.whole_table AND pgbert._qualified(gone.chunk_relid) IS NOT NULL THEN
-            EXECUTE format('DROP TABLE %s', pgbert._qualified(gone.chunk_relid));
+        IF gone.whole_table AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = gone.chunk_relid) THEN
+            EXECUTE format('DROP TABLE %s', gone.chunk_relid::regclass);
         END IF;
     END LOOP;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert.forget_dropped() IS
-    'Event trigger (pgbert_forget_dropped): forgets dropped tables (and drops their chunks); a dropped source or vector column, or chunk table, turns embedding off.';
+    'Event trigger (pgbert_forget_dropped): forgets dropped tables (and drops their chunks); a dropped source, vector, key or lexemes column, or chunk table, turns embedding off.';
 DROP EVENT TRIGGER IF EXISTS pgbert_forget_dropped_tables;  -- its name before 0.2
 DROP EVENT TRIGGER IF EXISTS pgbert_forget_dropped;
 CREATE EVENT TRIGGER pgbert_forget_dropped ON sql_drop EXECUTE FUNCTION pgbert.forget_dropped();
 
--- After ALTER TABLE on an embedding-enabled table (new owner, new name, new schema) its write-back
--- function is updated in place and re-owned: it always runs as the table's current owner.
-CREATE OR REPLACE FUNCTION pgbert.follow_altered_tables() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER
+-- Re-creates a registered table's triggers (after an upgrade, or when a column was renamed): triggers a
+-- DBA disabled stay disabled.
+CREATE OR REPLACE FUNCTION pgbert._reinstall(tbl regclass) RETURNS void
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
+    disabled name[] := ARRAY(SELECT t.tgname FROM pg_catalog.pg_trigger t
+                              WHERE t.tgrelid = tbl AND t.tgenabled = 'D' AND t.tgname LIKE 'pgbert\_%');
+BEGIN
+    PERFORM pgbert._drop_triggers(tbl);
+    PERFORM pgbert._install_triggers(tbl);
+    FOR i IN 1 .. coalesce(array_length(disabled, 1), 0) LOOP
+        EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', tbl, disabled[i]);
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._reinstall(regclass) IS
+    'Internal: re-creates a registered table''s triggers, keeping disabled ones disabled.';
+
+-- After ALTER TABLE on an embedding-enabled table: renamed columns are followed (the registry names
+-- them by number; the triggers, which name them, are re-created), and a new owner gets the write-back
+-- function and chunk table, so they always run as the table's current owner.
+CREATE OR REPLACE FUNCTION pgbert.follow_altered_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET check_function_bodies = on
+SET lock_timeout = '10s'
+AS $fn$
+DECLARE
     tbl regclass;
+    renamed integer;
 BEGIN
     IF to_regclass('pgbert.embedded_tables') IS NULL THEN
         RETURN;
@@ -62,11 +92,26 @@ BEGIN
     FOR tbl IN
         SELECT DISTINCT e.relid FROM pg_event_trigger_ddl_commands() c
           JOIN pgbert.embedded_tables e ON e.relid::oid = c.objid
-         WHERE c.classid = 'pg_catalog.pg_class'::regclass AND e.strategy = 'batch'
+         WHERE c.classid = 'pg_catalog.pg_class'::regclass
     LOOP
-        PERFORM pgbert._install_writer(tbl);  -- a chunked table's chunk table is re-owned too
+        UPDATE pgbert.embedded_tables e
+           SET source_column = pgbert._attname(tbl, e.source_attnum),
+               vector_column = coalesce(pgbert._attname(tbl, e.vector_attnum), e.vector_column),
+               key_column = pgbert._attname(tbl, e.key_attnum),
+               lexical_column = coalesce(pgbert._attname(tbl, e.lexical_attnum), e.lexical_column)
+         WHERE e.relid = tbl AND (e.source_column, e.vector_column, e.key_column, e.lexical_column)
+               IS DISTINCT FROM (pgbert._attname(tbl, e.source_attnum),
+                                 coalesce(pgbert._attname(tbl, e.vector_attnum), e.vector_column),
+                                 pgbert._attname(tbl, e.key_attnum),
+                                 coalesce(pgbert._attname(tbl, e.lexical_attnum), e.lexical_column));
+        GET DIAGNOSTICS renamed = ROW_COUNT;
+        IF renamed > 0 THEN
+            PERFORM pgbert._reinstall(tbl);  -- the triggers name the columns
+        ELSIF (SELECT e.strategy FROM pgbert.embedded_tables e WHERE e.relid = tbl) = 'batch' THEN
+            PERFORM pgbert._install_writer(tbl);  -- a new owner: the write-back function and chunk table follow
+        END IF;
         IF NOT has_function_privilege((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl),
-                                      'public.embed_batch(text[])', 'EXECUTE') THEN
+                                      'pgbert.embed_batch(text[])', 'EXECUTE') THEN
             RAISE WARNING 'pgbert: the owner of % may not embed: INSERTs into it will fail', tbl
                   USING HINT = format('GRANT pgbert_user TO %s;', (SELECT c.relowner::regrole FROM pg_catalog.pg_class c
                                                                     WHERE c.oid = tbl));
@@ -75,7 +120,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION pgbert.follow_altered_tables() IS
-    'Event trigger (pgbert_follow_altered_tables): after ALTER TABLE, updates and re-owns the table''s write-back function.';
+    'Event trigger (pgbert_follow_altered_tables): after ALTER TABLE, follows renamed columns and re-owns the table''s write-back function and chunk table.';
 DROP EVENT TRIGGER IF EXISTS pgbert_follow_altered_tables;
 CREATE EVENT TRIGGER pgbert_follow_altered_tables ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
     EXECUTE FUNCTION pgbert.follow_altered_tables();

@@ -27,7 +27,7 @@ def generated_ddl(conn) -> str:
     """The functions, triggers and index that enable_embedding created for a sample table, oid-free."""
     relid = conn.execute("SELECT 'golden_docs'::regclass::oid").fetchone()[0]
     parts = [conn.execute("SELECT pg_get_functiondef(%s::regprocedure)",
-                          (f"pgbert.batch_write_{relid}()",)).fetchone()[0]]
+                          (f"pgbert.write_back_{relid}()",)).fetchone()[0]]
     parts += [r[0] + ";" for r in conn.execute(
         "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'golden_docs'::regclass "
         "AND NOT tgisinternal ORDER BY tgname")]

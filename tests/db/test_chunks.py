@@ -106,7 +106,8 @@ def test_backfill_pending_rows_disable_and_drop(conn):
     conn.execute("CALL pgbert.disable_embedding('docs')")
     assert conn.execute("SELECT to_regclass('docs_chunks')").fetchone() == (None,)
     assert conn.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'docs'::regclass").fetchall() == []
-    assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'chunk_write_%'").fetchone() == (0,)
+    writer = conn.execute("SELECT to_regprocedure('pgbert.write_back_' || 'docs'::regclass::oid || '()')")
+    assert writer.fetchone() == (None,)
     conn.execute("INSERT INTO docs VALUES (30, 'after disable')")  # no trigger left to fail
 
     conn.execute("CALL pgbert.enable_embedding('docs', 'body', chunk_tokens => 24)")
@@ -211,8 +212,8 @@ def test_the_owner_change_follows_to_the_chunks(conn, role):
     conn.execute("CALL pgbert.enable_embedding('docs', 'body', chunk_tokens => 24)")
     conn.execute(f"ALTER TABLE docs OWNER TO {owner}")
     assert conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'docs_chunks'").fetchone() == (owner,)
-    assert conn.execute("SELECT proowner::regrole::text FROM pg_proc WHERE proname LIKE 'chunk_write_%'"
-                        ).fetchone() == (owner,)
+    assert conn.execute("SELECT proowner::regrole::text FROM pg_proc WHERE proname = 'write_back_' || %s",
+                        (conn.execute("SELECT 'docs'::regclass::oid").fetchone()[0],)).fetchone() == (owner,)
     conn.execute(f"SET ROLE {owner}")
     conn.execute("INSERT INTO docs VALUES (1, %s)", (LONG,))
     conn.execute("RESET ROLE")

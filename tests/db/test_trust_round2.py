@@ -51,7 +51,7 @@ def test_a_table_dropped_by_its_non_superuser_owner_is_forgotten(conn, role, tin
     conn.execute("RESET ROLE")
     registered = conn.execute("SELECT count(*) FROM pgbert.embedded_tables WHERE relid::oid = %s", (relid,))
     assert registered.fetchone() == (0,)
-    assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname = %s", (f"batch_write_{relid}",)).fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname = %s", (f"write_back_{relid}",)).fetchone() == (0,)
     # Nothing stale blocks switching models (it did: "embedding tables use another dimension: 21832.body_embedding").
     conn.execute("DROP TABLE text_embeddings")
     conn.execute("SELECT pgbert.use_model(%s)", (tiny_bundle_path("tiny-bert-64", hidden=64),))
@@ -65,13 +65,13 @@ def test_ownership_check_fails_closed_for_a_table_that_is_gone(conn):
         conn.execute("SELECT pgbert._require_owner(%s::oid::regclass, 'enable')", (relid,))
 
 
-def test_pgbert_admin_may_delete_registry_rows_of_tables_that_are_gone(conn, role):
+def test_not_even_pgbert_admin_writes_the_registry(conn, role):
+    """(Round 2 let pgbert_admin delete rows of tables that are gone; round 3 makes the registry pgbert's
+    alone: forget_dropped removes such rows as their table goes.)"""
     admin = role("pgbert_test_admin", "pgbert_admin")
-    conn.execute("INSERT INTO pgbert.embedded_tables (relid, source_column, vector_column, strategy, metric, "
-                 "dimension, model_name) VALUES (4000000000::oid::regclass, 'b', 'v', 'row', 'l2', 32, 'x')")
     as_role(conn, admin)
-    deleted = conn.execute("DELETE FROM pgbert.embedded_tables RETURNING relid::oid").fetchall()
-    assert deleted == [(4000000000,)]  # the stale row only: text_embeddings' row is not the admin's
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("DELETE FROM pgbert.embedded_tables")
 
 
 # ---- 3. the pgbert_user gate ---------------------------------------------------------------------------
@@ -104,20 +104,20 @@ def test_the_write_back_function_cannot_be_pre_created_or_turned_on_another_tabl
     relid = conn.execute("SELECT 'text_embeddings'::regclass::oid").fetchone()[0]
     as_role(conn, attacker)
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for schema pgbert"):
-        conn.execute(f"CREATE FUNCTION pgbert.batch_write_{relid}() RETURNS trigger LANGUAGE plpgsql "
+        conn.execute(f"CREATE FUNCTION pgbert.write_back_{relid}() RETURNS trigger LANGUAGE plpgsql "
                      "AS 'BEGIN RETURN NULL; END'")
     conn.execute("RESET ROLE")
     conn.execute("INSERT INTO text_embeddings (text) VALUES ('victim one'), ('victim two')")
     before = conn.execute("SELECT id, embedding::text FROM text_embeddings ORDER BY id").fetchall()
     # Even if the owner granted EXECUTE on it (the squatter's old trick kept the ACL), it refuses any
     # table but its own.
-    conn.execute(f"GRANT EXECUTE ON FUNCTION pgbert.batch_write_{relid}() TO {attacker}")
+    conn.execute(f"GRANT EXECUTE ON FUNCTION pgbert.write_back_{relid}() TO {attacker}")
     as_role(conn, attacker)
     conn.execute("CREATE TEMP TABLE fake (id bigint, text text, embedding vector)")
     conn.execute(f"CREATE TRIGGER w AFTER INSERT ON fake REFERENCING NEW TABLE AS pgbert_new_rows "
-                 f"FOR EACH STATEMENT EXECUTE FUNCTION pgbert.batch_write_{relid}()")
+                 f"FOR EACH STATEMENT EXECUTE FUNCTION pgbert.write_back_{relid}()")
     ids = [r[0] for r in before]
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="writes back only"):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="writes back after statements on the table of oid"):
         conn.execute("INSERT INTO fake SELECT i, 'attacker text', NULL FROM unnest(%s::bigint[]) i", (ids,))
     conn.execute("RESET ROLE")
     assert conn.execute("SELECT id, embedding::text FROM text_embeddings ORDER BY id").fetchall() == before
@@ -132,7 +132,7 @@ def test_a_relation_named_like_the_index_does_not_skip_the_index(conn):
         SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
          WHERE i.indrelid = 'docs'::regclass AND am.amname = 'hnsw'""").fetchall()
     assert len(index) == 1
-    assert conn.execute("SELECT index_name FROM pgbert.embedded_tables WHERE relid = 'docs'::regclass"
+    assert conn.execute("SELECT index_name FROM pgbert.enabled_tables WHERE relid = 'docs'::regclass"
                         ).fetchone() == index[0]
 
 
@@ -142,7 +142,7 @@ def test_a_table_handed_to_an_application_never_runs_its_triggers_as_superuser(c
     conn.execute(f"ALTER TABLE public.text_embeddings OWNER TO {app}")
     relid = conn.execute("SELECT 'text_embeddings'::regclass::oid").fetchone()[0]
     assert conn.execute("SELECT proowner::regrole::text FROM pg_proc WHERE proname = %s",
-                        (f"batch_write_{relid}",)).fetchone() == (app,)
+                        (f"write_back_{relid}",)).fetchone() == (app,)
     as_role(conn, app)
     conn.execute(f"""CREATE FUNCTION pg_temp.escalate() RETURNS trigger LANGUAGE plpgsql AS $$
                      BEGIN ALTER ROLE {app} SUPERUSER; RETURN NEW; END $$""")
