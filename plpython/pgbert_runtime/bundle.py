@@ -12,6 +12,12 @@ FORMAT_VERSION = 1
 # with prompts (E5: "query: " / "passage: ") expect their prompt in front of each text; the manifest's
 # "prompts" object records them (absent in bundles exported before prompts: no prompts).
 KINDS = ("query", "document")
+# Texts are cut at max_tokens x this many characters before tokenizing, whatever their shape: a window needs far
+# fewer (all-mpnet-base-v2: at most 5.5 characters a token over 240 real documents; WordPiece makes one [UNK] of
+# a word over 100 characters), while tokenizing a text without word breaks takes 100-300 bytes a character (32 Mi
+# emoji whole: 9 GB and 2 minutes). A text whose window needs more (a window's worth of 100-letter words, long
+# runs of spaces) gets the tokens of its first characters only, a word cut there included.
+MAX_CHARS_PER_TOKEN = 64
 
 
 class BundleError(Exception):
@@ -39,6 +45,11 @@ class Bundle:
             return self.document_prompt
         raise ValueError(f"unknown kind of text {kind!r}: use 'query' (a search query) or 'document' "
                          f"(a text that is searched)")
+
+    @property
+    def readable_chars(self) -> int:
+        """The characters of a text that are ever tokenized (see MAX_CHARS_PER_TOKEN): the rest can be dropped."""
+        return self.max_tokens * MAX_CHARS_PER_TOKEN
 
     @property
     def onnx_path(self) -> str:

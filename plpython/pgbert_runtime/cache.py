@@ -3,7 +3,9 @@ without a second model call. It makes `ORDER BY embedding <=> embed('query')` co
 plan the planner picks (under a sequential scan embed() runs once per row), and repeated searches cheap.
 
 Entries are the pgvector text embed() returns, least recently used first out; the limit is in bytes (the
-embed_cache_mb setting; 0 turns it off). A different model (a new Encoder) empties it.
+embed_cache_mb setting; 0 turns it off). A different model (a new Encoder) empties it, and so does another
+role: a backend that a pooler shares between roles (SET ROLE) must not tell one role, by a hit or its speed,
+which texts another embedded.
 """
 from __future__ import annotations
 
@@ -20,15 +22,16 @@ class VectorCache:
         self.hits = 0
         self.misses = 0
         self.owner = None  # the loaded model (its Bundle object) whose vectors these are
+        self.role = None  # the role (current_user) that embedded them
 
     @staticmethod
     def _size(key: tuple, value: str) -> int:
         return sys.getsizeof(key[1]) + sys.getsizeof(value) + ENTRY_OVERHEAD
 
-    def get(self, owner, key: tuple) -> str | None:
-        if owner is not self.owner:
+    def get(self, owner, role: str, key: tuple) -> str | None:
+        if owner is not self.owner or role != self.role:
             self.clear()
-            self.owner = owner
+            self.owner, self.role = owner, role
         value = self.entries.get(key)
         if value is None:
             self.misses += 1
@@ -37,10 +40,10 @@ class VectorCache:
         self.hits += 1
         return value
 
-    def put(self, owner, key: tuple, value: str, limit_bytes: int) -> None:
+    def put(self, owner, role: str, key: tuple, value: str, limit_bytes: int) -> None:
         size = self._size(key, value)
-        if owner is not self.owner or size > limit_bytes // 4:
-            return  # another model meanwhile, or one text too big to be worth a quarter of the cache
+        if owner is not self.owner or role != self.role or size > limit_bytes // 4:
+            return  # another model or role meanwhile, or one text too big to be worth a quarter of the cache
         if key in self.entries:
             return
         self.entries[key] = value

@@ -11,7 +11,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from . import engines
-from .bundle import Bundle, BundleError, file_key, load_bundle
+from .bundle import MAX_CHARS_PER_TOKEN, Bundle, BundleError, file_key, load_bundle
 from .pooling import POOLERS, l2_normalize
 
 DEFAULT_BATCH_SIZE = 32
@@ -25,7 +25,9 @@ DEFAULT_BATCH_TOKENS = 512
 # characters: the window of all-mpnet-base-v2 needed at most 5.5 characters a token over 240 documents
 # (licences, package descriptions, Python source, JSON, CSV, base64, URLs, German compounds), so texts
 # whose window needs up to twice that settle at once; a text whose window needs more (very long words,
-# long whitespace or control-character runs) is retried with a prefix twice as long, up to the whole text.
+# long whitespace or control-character runs) is retried with a prefix twice as long, up to max_tokens x
+# MAX_CHARS_PER_TOKEN characters (bundle.py), whose tokens are kept as they are: a 32 Mi-character text
+# without word breaks, tokenized whole, took 9 GB and 2 minutes.
 PREFIX_CHARS_PER_TOKEN = 12
 # How far before the cut the word after the last kept token must start (plus the longest added token, such
 # as <mask>, which a cut can split): what a cut changes stays next to it (a regex pre-tokenizer looks one
@@ -43,9 +45,10 @@ Check = Callable[[], object]
 class BoundedTokenizer:
     """Tokenizer.encode_batch with truncation to max_tokens, without tokenizing what truncation drops.
 
-    Ids, type ids and special tokens are those of `tokenizer.encode_batch(texts)` with
-    `enable_truncation(max_length=max_tokens)` (the tokenizer given is that one), for every text: a prefix is
-    used only when the tokens it yields before its cut provably equal the whole text's (see _settled).
+    Ids, type ids and special tokens are those of `tokenizer.encode_batch([t[:last_cut] for t in texts])` with
+    `enable_truncation(max_length=max_tokens)` (the tokenizer given is that one), for every text: a shorter
+    prefix is used only when the tokens it yields before its cut provably equal the longer text's (see
+    _settled). last_cut is max_tokens x MAX_CHARS_PER_TOKEN characters: no text costs more than that.
     """
 
     def __init__(self, tokenizer, max_tokens: int):
@@ -59,10 +62,12 @@ class BoundedTokenizer:
         self.keep = max_tokens - tokenizer.num_special_tokens_to_add(False)
         longest_added = max((len(t.content) for t in tokenizer.get_added_tokens_decoder().values()), default=0)
         self.margin = PREFIX_MARGIN_CHARS + longest_added
-        self.first_cut = max(max_tokens * PREFIX_CHARS_PER_TOKEN, 4 * self.margin)
+        self.last_cut = max_tokens * MAX_CHARS_PER_TOKEN
+        self.first_cut = min(max(max_tokens * PREFIX_CHARS_PER_TOKEN, 4 * self.margin), self.last_cut)
 
-    def encode_batch(self, texts: Sequence[str], check: Check | None = None) -> list:
-        """Encodings of texts, in order; check() runs between tokenizer calls (never before the first)."""
+    def encode_batch(self, texts: Sequence[str], check: Check | None = None, gate=None) -> list:
+        """Encodings of texts, in order; check() runs between tokenizer calls (never before the first), gate()
+        (a context manager: the thread budget) is held around each: tokenizing is CPU and memory too."""
         texts = list(texts)
         result: list = [None] * len(texts)
         pending = {i: self.first_cut for i in range(len(texts))}  # text index -> prefix length to try
@@ -74,12 +79,13 @@ class BoundedTokenizer:
                     check()
                 first = False
                 probes = [texts[i][:pending[i]] for i in chunk]
-                encodings = self.raw.encode_batch(probes, add_special_tokens=False)
+                with gate() if gate is not None else nullcontext():
+                    encodings = self.raw.encode_batch(probes, add_special_tokens=False)
                 for i, probe, enc in zip(chunk, probes, encodings, strict=True):
-                    if len(probe) == len(texts[i]) or self._settled(enc, probe):
+                    if len(probe) == len(texts[i]) or len(probe) == self.last_cut or self._settled(enc, probe):
                         result[i] = self.tokenizer.post_process(enc)
                     else:
-                        retry[i] = 2 * pending[i]
+                        retry[i] = min(2 * pending[i], self.last_cut)
             pending = retry
         return result
 
@@ -189,9 +195,10 @@ class Encoder:
     def prompted(self, texts: Sequence[str], kind: str = "document") -> Sequence[str]:
         """texts as the model reads them when embedded as kind ("query" or "document", else ValueError): with
         the bundle's prompt for that kind in front (the model's own library puts it there the same way), or
-        unchanged when the model has none."""
+        unchanged when the model has none. Past readable_chars nothing is ever tokenized: cut first, so that a
+        huge text is not copied."""
         prompt = self.bundle.prompt(kind)
-        return [prompt + text for text in texts] if prompt else texts
+        return [prompt + text[:self.bundle.readable_chars] for text in texts] if prompt else texts
 
     def tokenize(self, texts: Sequence[str], check: Check | None = None, kind: str = "document") -> list[list[int]]:
         """Token ids as the model gets them: prompt included, truncated to max_tokens, special tokens included."""
@@ -210,7 +217,7 @@ class Encoder:
         texts = self.prompted(texts, kind)  # first: an unknown kind fails even with no texts
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        encodings = self.bounded.encode_batch(texts, check)
+        encodings = self.bounded.encode_batch(texts, check, gate)
         ids = [e.ids for e in encodings]
         types = [e.type_ids for e in encodings]
         del encodings

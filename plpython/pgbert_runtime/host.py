@@ -8,9 +8,12 @@ connection's first embed() costs a socket connect. The host runs the very code a
 Lifecycle: the first backend that needs it starts it (host_client.py); it lives in the data directory (its
 socket is pgbert_host/host.sock, readable by the server's OS user only), detaches from that backend, and
 exits as soon as the postmaster that it serves does. If it dies, the next call starts another.
-Concurrency: a thread per backend connection; at most thread_budget // threads model calls run at once,
-the rest queue (Budget); a backend that goes away (cancel, statement_timeout, disconnect) stops its work
-at the next model call.
+Concurrency: a thread per backend connection; at most thread_budget // threads model calls (and tokenizer
+calls) run at once, the rest queue (Budget); a backend that goes away (cancel, statement_timeout, disconnect)
+stops its work at the next model call.
+Bounds, since every database's requests share the host: a request's thread_budget never exceeds the host's
+own (the CPUs it may use), memory_reserve_mb is at least 0, at most MAX_MODELS models stay loaded (the least
+recently used is unloaded), and the memory that requests hold counts against the memory guard (InFlight).
 """
 from __future__ import annotations
 
@@ -25,9 +28,10 @@ import sys
 import threading
 import time
 import traceback
+from collections import OrderedDict
 from contextlib import contextmanager
 
-from . import wire
+from . import memory, wire
 from .bundle import file_key
 from .encoder import default_threads
 from .local import LocalModel, encoder_options, load_encoder
@@ -35,6 +39,14 @@ from .wire import FOLDER, address
 
 WATCH_SECONDS = 1.0  # how soon after its server stops the host exits
 WAIT_SECONDS = 0.05  # how often a queued model call looks whether its backend is still there
+# Models loaded at once. Each distinct bundle and load settings (threads, batch_size, ...: any database's
+# pgbert_admin may set them) is a model of its own, about 0.4 GB even with shared weights: past this the least
+# recently used is unloaded (it reloads in about 0.5 s when asked for again).
+MAX_MODELS = 3
+# What a request holds, counted in bytes of its body: the body, then its texts as Python holds them (up to 4
+# bytes a character). Tokenizing adds little more: texts are cut to what the model reads (bundle.py) and
+# tokenized a bounded chunk at a time under the thread budget.
+REQUEST_COPIES = 5
 
 
 class ClientGone(Exception):
@@ -70,13 +82,49 @@ class Budget:
                 self.condition.notify()
 
 
+class InFlight:
+    """The memory the requests being answered hold. A request waits while it would leave less than its reserve
+    (memory_reserve_mb) of the memory available, the others' holdings counted as not yet allocated (they may
+    be counted twice: the guard errs on the safe side); one that does not fit even alone is refused."""
+
+    def __init__(self):
+        self.condition = threading.Condition()
+        self.held = 0
+
+    @contextmanager
+    def hold(self, need: int, reserve_mb, check):
+        reserve = memory.reserve_bytes(reserve_mb)
+        with self.condition:
+            while need and not self._fits(need, reserve):
+                if self.held == 0:
+                    raise memory.NotEnoughMemory(
+                        f"not enough memory in the model host for this request: its texts need about "
+                        f"{need // 2**20} MB, with {reserve // 2**20} MB to keep free (memory_reserve_mb)")
+                self.condition.wait(WAIT_SECONDS)
+                check()
+            self.held += need
+        try:
+            yield
+        finally:
+            with self.condition:
+                self.held -= need
+                self.condition.notify_all()
+
+    def _fits(self, need: int, reserve: int) -> bool:
+        available = memory.available_bytes()
+        return available is None or available - self.held - need >= reserve
+
+
 class Host:
     """The models of one server, each (bundle files, load settings) loaded once; answers host_client's requests."""
 
-    def __init__(self):
-        self.models: dict[tuple, LocalModel] = {}  # by bundle files and load settings
+    def __init__(self, thread_budget: int | None = None):
+        # by bundle files and load settings, least recently used first
+        self.models: OrderedDict[tuple, LocalModel] = OrderedDict()
         self.loading = threading.Lock()
         self.budget = Budget()
+        self.thread_budget = thread_budget or default_threads()  # the CPUs this host may use, whoever asks
+        self.in_flight = InFlight()
         self.started = time.time()
         self.requests = 0
         self.texts = 0
@@ -93,17 +141,24 @@ class Host:
         with other settings get their own; a bundle's re-exported files replace its older copies."""
         files = file_key(bundle_path)
         key = files + tuple(encoder_options(settings).values())
-        model = self.models.get(key)
-        if model is not None:
-            return model
+        with self.lock:
+            model = self.models.get(key)
+            if model is not None:
+                self.models.move_to_end(key)
+                return model
         with self.loading:
-            if key in self.models:
-                return self.models[key]
-            for old in [k for k in self.models if k[0] == bundle_path and k[:len(files)] != files]:
-                del self.models[old]  # stale files: free the old copy before loading the new
+            with self.lock:
+                if key in self.models:
+                    return self.models[key]
+                for old in [k for k in self.models if k[0] == bundle_path and k[:len(files)] != files]:
+                    del self.models[old]  # stale files: free the old copy before loading the new
+                while len(self.models) >= MAX_MODELS:
+                    unloaded = self.models.popitem(last=False)[1]  # requests running on it finish first
+                    log(f"unloaded {unloaded.bundle.model_id} ({unloaded.bundle.path}): at most {MAX_MODELS} models")
             started = time.perf_counter()
-            model = LocalModel(load_encoder(bundle_path, settings, cached=False))
-            self.models[key] = model
+            model = LocalModel(load_encoder(bundle_path, settings, cached=False, held=self.in_flight.held))
+            with self.lock:
+                self.models[key] = model
             log(f"loaded {model.bundle.model_id} from {bundle_path} in {time.perf_counter() - started:.2f} s "
                 f"({model.encoder.engine.name}, {model.encoder.engine.weights})")
             return model
@@ -117,16 +172,22 @@ class Host:
             return {"pid": os.getpid()}, b""
         settings = request["settings"]  # host_client sends wire.SENT_SETTINGS
         model = self.model(request["bundle"], settings)
-        texts = wire.unpack_texts(request.get("text_sizes", []), body)
-        del body  # the texts' bytes: a 20 MB text is not held twice
 
         def check():
             if wire.peer_closed(conn):
                 raise ClientGone()
 
+        with self.in_flight.hold(REQUEST_COPIES * len(body), settings.get("memory_reserve_mb"), check):
+            texts = wire.unpack_texts(request.get("text_sizes", []), body)
+            if isinstance(body, bytearray):
+                body.clear()  # freed now, though _serve still refers to it: a 20 MB text is not held twice
+            return self._work(op, request, model, texts, check)
+
+    def _work(self, op: str, request: dict, model: LocalModel, texts: list[str], check) -> tuple[dict, bytes]:
         if op == "encode":
-            budget = int(settings["thread_budget"] or 0) or default_threads()
-            slots = max(1, budget // model.encoder.threads)
+            # A database's thread_budget may lower the host's, never raise it: the host's CPUs are every database's.
+            asked = int(request["settings"]["thread_budget"] or 0) or self.thread_budget
+            slots = max(1, min(asked, self.thread_budget) // model.encoder.threads)
             vectors = model.encode(texts, request["kind"], check, lambda: self.budget.hold(slots, check))
             self.requests += 1
             self.texts += len(vectors)
@@ -223,7 +284,9 @@ def bind(datadir: str, host: Host) -> _Server:
     """The listening server on datadir's socket; raises FileExistsError when a host already answers there."""
     os.makedirs(os.path.join(datadir, FOLDER), mode=0o700, exist_ok=True)
     address_ = address(datadir)
-    if os.path.exists(address_):
+    if os.path.islink(address_):
+        os.unlink(address_)  # never a host's socket (a dangling one would block the bind)
+    elif os.path.lexists(address_):
         probe = socket.socket(socket.AF_UNIX)
         try:
             probe.connect(address_)

@@ -179,7 +179,8 @@ class RemoteModel:
     def encode(self, texts: list[str], kind: str = "document", check=None) -> list[array]:
         if not texts:
             return []
-        reply, body = self._ask("encode", check, texts, kind=kind)
+        limit = self.bundle.readable_chars  # the rest is never tokenized: the host need not hold it
+        reply, body = self._ask("encode", check, [text[:limit] for text in texts], kind=kind)
         flat = array("f")
         flat.frombytes(body)
         d = reply["dimension"]

@@ -31,11 +31,15 @@ documents (not queries) an ASCII word that Sudachi reads as katakana ("game" -> 
 its own spelling, so that queries analysed by PostgreSQL ('auto' tables) find it. Positions
 count every word, kept or filtered out (as PostgreSQL counts stopwords), but not punctuation.
 
-Bounds: analysis reads at most MAX_CHARS characters of a text; Sudachi refuses inputs over 49,149
-bytes, so text is fed to it in chunks of CHUNK_BYTES cut at line and sentence ends. Lexemes over
-PostgreSQL's 2047-byte limit are dropped, positions are clamped to 16383 and at most 256 kept per
-lexeme, as PostgreSQL itself does; a query ORs at most MAX_QUERY_LEXEMES lexemes. Pure Python over
-SudachiPy: unit-tested without a database.
+Bounds: analysis reads at most MAX_CHARS characters of a text (a search query may have at most
+MAX_QUERY_CHARS: sql_api refuses longer ones); Sudachi refuses inputs over 49,149 bytes, so text is fed
+to it in chunks of CHUNK_BYTES cut at line and sentence ends. Splitting unknown katakana words looks up
+every substring of at most MAX_NOUN_CHARS characters, and at most SPLIT_BUDGET lookups per text (then
+the words stay whole): 1,600 random 64-character katakana words took 13 s to split before, one call
+that no cancel could stop. The caller's check() (a cancel point) runs between Sudachi chunks and before
+every word split. Lexemes over PostgreSQL's 2047-byte limit are dropped, positions are clamped to 16383
+and at most 256 kept per lexeme, as PostgreSQL itself does; a query ORs at most MAX_QUERY_LEXEMES
+lexemes. Pure Python over SudachiPy: unit-tested without a database.
 
 Thread-safety: the dictionary is loaded once per process (under a lock); a Sudachi tokenizer may
 not be used from two threads at once, so each thread gets its own. A PostgreSQL backend is one
@@ -60,6 +64,9 @@ OTHER = "other"
 AUTO = "auto"
 
 MAX_CHARS = 100_000          # characters of one text that are analysed (about 50k Japanese words)
+MAX_QUERY_CHARS = 10_000     # characters of a search query (its first 256 distinct lexemes are used anyway)
+MAX_NOUN_CHARS = 20          # the longest dictionary noun looked for inside an unknown katakana word
+SPLIT_BUDGET = 50_000        # dictionary lookups per text for splitting unknown katakana words (~0.3 s)
 CHUNK_BYTES = 16_384         # UTF-8 bytes per Sudachi call (its limit is 49,149 after normalisation)
 MAX_LEXEME_BYTES = 2047      # PostgreSQL: "word is too long" past this
 MAX_POSITION = 16383         # PostgreSQL clamps larger positions to this
@@ -254,7 +261,7 @@ def _split_katakana(word: str) -> tuple[str, ...]:
     rest = ""
     i = 0
     while i < len(word):
-        for j in range(len(word), i + 1, -1):
+        for j in range(min(len(word), i + MAX_NOUN_CHARS), i + 1, -1):
             if j - i == len(word) or (j < len(word) and word[j] in _NO_WORD_STARTS):
                 continue
             known = _known_noun(word[i:j])
@@ -273,6 +280,26 @@ def _split_katakana(word: str) -> tuple[str, ...]:
     return tuple(out) if len(out) > 1 else ()
 
 
+class _Splits:
+    """_split_katakana for the unknown words of one text, at a bounded cost: each distinct word is charged the
+    lookups it may take, and once SPLIT_BUDGET is spent the others stay whole. Charged whether or not the word's
+    split is cached, so that a text always gives the same lexemes."""
+
+    def __init__(self, check: Callable[[], object] | None):
+        self.left, self.charged, self.check = SPLIT_BUDGET, set(), check
+
+    def __call__(self, word: str) -> tuple[str, ...]:
+        if word not in self.charged:
+            cost = len(word) * (min(len(word), MAX_NOUN_CHARS) - 1)
+            if cost > self.left:
+                return ()
+            self.left -= cost
+            self.charged.add(word)
+            if self.check is not None:
+                self.check()
+        return _split_katakana(word)
+
+
 def _normalise(word: str) -> str:
     return unicodedata.normalize("NFKC", word).lower().strip()
 
@@ -283,7 +310,7 @@ def _has_word_char(word: str) -> bool:
 
 def japanese_positions(text: str | None, mode: str = DEFAULT_MODE, filter: str = DEFAULT_FILTER,
                        max_chars: int = MAX_CHARS, split_unknown: bool = True,
-                       ascii_surface: bool = True) -> list[tuple[str, int]]:
+                       ascii_surface: bool = True, check: Callable[[], object] | None = None) -> list[tuple[str, int]]:
     """(lexeme, position) pairs of a Japanese text, in text order; positions start at 1.
 
     Words dropped by `filter` still take a position (like PostgreSQL stopwords); punctuation,
@@ -291,7 +318,8 @@ def japanese_positions(text: str | None, mode: str = DEFAULT_MODE, filter: str =
     the dictionary nouns inside it, at the same position. With ascii_surface, a word written in
     ASCII whose normalized form differs (Sudachi reads "game" as ゲーム, "It's" as イッツ) also
     yields its lowercased spelling, and a multi-word one ("open source") its words, at the same
-    position, so English queries still find them.
+    position, so English queries still find them. check(): called between Sudachi chunks and before each
+    word split (whatever it raises, a cancel, propagates).
     Raises AnalyzerUnavailable without SudachiPy or its dictionary.
     """
     keep = FILTERS[filter]
@@ -299,9 +327,12 @@ def japanese_positions(text: str | None, mode: str = DEFAULT_MODE, filter: str =
         return []
     text = text[:max_chars].replace("\x00", " ")
     tok = _tokenizer(mode)
+    splits = _Splits(check)
     out: list[tuple[str, int]] = []
     position = 0
-    for chunk in _chunks(text):
+    for n, chunk in enumerate(_chunks(text)):
+        if check is not None and n:
+            check()
         for m in _tokenize(tok, chunk):
             pos = m.part_of_speech()
             if pos[0] in _ALWAYS_DROP:
@@ -314,7 +345,7 @@ def japanese_positions(text: str | None, mode: str = DEFAULT_MODE, filter: str =
                 at = min(position, MAX_POSITION)
                 out.append((word, at))
                 if split_unknown and m.is_oov() and _KATAKANA_WORD.fullmatch(word):
-                    out.extend((part, at) for part in _split_katakana(word))
+                    out.extend((part, at) for part in splits(word))
                 if ascii_surface:
                     surface = m.surface()
                     if surface.isascii() and len(surface) <= MAX_LEXEME_BYTES:
@@ -327,13 +358,14 @@ def japanese_positions(text: str | None, mode: str = DEFAULT_MODE, filter: str =
 
 def japanese_lexemes(text: str | None, mode: str = DEFAULT_MODE, filter: str = DEFAULT_FILTER,
                      max_chars: int = MAX_CHARS, split_unknown: bool = True,
-                     ascii_surface: bool = True) -> list[str]:
+                     ascii_surface: bool = True, check: Callable[[], object] | None = None) -> list[str]:
     """The normalised lexemes of a Japanese text, in text order, repeats included.
 
     >>> japanese_lexemes("書きました")
     ['書く']
     """
-    return [word for word, _ in japanese_positions(text, mode, filter, max_chars, split_unknown, ascii_surface)]
+    return [word for word, _ in japanese_positions(text, mode, filter, max_chars, split_unknown, ascii_surface,
+                                                   check)]
 
 
 # -- PostgreSQL literals -----------------------------------------------------------------------------
@@ -382,7 +414,8 @@ def resolve_config(text: str | None, config: str, fallback: str = "simple") -> s
     return JAPANESE if name == JAPANESE else config
 
 
-def to_tsvector_text(text: str | None, config: str = JAPANESE) -> str | None:
+def to_tsvector_text(text: str | None, config: str = JAPANESE,
+                     check: Callable[[], object] | None = None) -> str | None:
     """A tsvector literal (with positions) for a document, or None when PostgreSQL should analyse
     it itself (config is a PostgreSQL config, or 'auto' and the text is not Japanese).
 
@@ -390,7 +423,7 @@ def to_tsvector_text(text: str | None, config: str = JAPANESE) -> str | None:
     """
     if resolve_config(text, config, fallback=OTHER) != JAPANESE:
         return None
-    return tsvector_literal(japanese_positions(text))
+    return tsvector_literal(japanese_positions(text, check=check))
 
 
 def to_tsquery_text(query: str | None, config: str = JAPANESE) -> str | None:
@@ -405,7 +438,8 @@ def to_tsquery_text(query: str | None, config: str = JAPANESE) -> str | None:
     return tsquery_or(japanese_query_lexemes(query))
 
 
-def japanese_query_lexemes(query: str | None, limit: int = MAX_QUERY_LEXEMES) -> list[str]:
+def japanese_query_lexemes(query: str | None, limit: int = MAX_QUERY_LEXEMES,
+                           check: Callable[[], object] | None = None) -> list[str]:
     """The distinct lexemes of a Japanese search query, in order, at most `limit`: what
     to_tsquery_text ORs, for callers that rank in SQL themselves (e.g. BM25 over the GIN matches).
 
@@ -413,7 +447,7 @@ def japanese_query_lexemes(query: str | None, limit: int = MAX_QUERY_LEXEMES) ->
     ゲーム finds either; asking for both would count such a word twice (measured: lower MRR).
     """
     out: dict[str, None] = {}
-    for lexeme in japanese_lexemes(query, ascii_surface=False):
+    for lexeme in japanese_lexemes(query, ascii_surface=False, check=check):
         if len(lexeme.encode("utf-8")) <= MAX_LEXEME_BYTES:
             out[lexeme] = None
             if len(out) >= limit:

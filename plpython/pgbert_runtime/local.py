@@ -27,24 +27,24 @@ def encoder_options(settings: dict) -> dict:
     }
 
 
-def guard(bundle_path: str, settings: dict) -> None:
-    """The memory guard (memory.py) for loading this bundle under these settings: raises NotEnoughMemory."""
-    reserve = settings.get("memory_reserve_mb")
+def guard(bundle_path: str, settings: dict, held: int = 0) -> None:
+    """The memory guard (memory.py) for loading this bundle under these settings: raises NotEnoughMemory.
+    held: bytes that requests in progress hold (the model host's)."""
     try:
         size = os.path.getsize(os.path.join(bundle_path, "model.onnx"))
         shared = is_on(settings.get("shared_weights")) and engines.shared_weights_ready(load_bundle(bundle_path))
     except (OSError, BundleError):
         return  # a missing or damaged file: the load itself reports it
-    memory.check_can_load(size, int(reserve) if reserve not in (None, "") else None, shared=shared)
+    memory.check_can_load(size, settings.get("memory_reserve_mb"), shared=shared, held=held)
 
 
-def load_encoder(bundle_path: str, settings: dict, cached: bool = True) -> Encoder:
+def load_encoder(bundle_path: str, settings: dict, cached: bool = True, held: int = 0) -> Encoder:
     """The Encoder for a bundle under the settings, past the memory guard. cached: the one cached per process
-    (a backend holds one model); else a new one (the model host keeps its own, one per bundle)."""
+    (a backend holds one model); else a new one (the model host keeps its own, at most host.MAX_MODELS)."""
     options = encoder_options(settings)
     if cached:
         return get_encoder(bundle_path, before_load=lambda path: guard(path, settings), **options)
-    guard(bundle_path, settings)
+    guard(bundle_path, settings, held)
     return Encoder(load_bundle(bundle_path), **options)
 
 

@@ -53,14 +53,22 @@ def available_bytes(proc: str = "/proc", cgroup_root: str = "/sys/fs/cgroup") ->
     return min(found) if found else None
 
 
+def reserve_bytes(reserve_mb) -> int:
+    """The memory_reserve_mb setting in bytes: the default when unset, never below 0 (a negative reserve would
+    let a load take memory that the server does not have)."""
+    return max(0, DEFAULT_RESERVE_MB if reserve_mb in (None, "") else int(reserve_mb)) * 2**20
+
+
 def check_can_load(model_bytes: int, reserve_mb: int | None, available: int | None = None,
-                   shared: bool = False) -> None:
+                   shared: bool = False, held: int = 0) -> None:
     """Raise NotEnoughMemory when loading a model file of model_bytes would leave less than the reserve
-    (shared: the load maps the prepared model instead of copying the weights)."""
+    (shared: the load maps the prepared model instead of copying the weights; held: bytes that requests in
+    progress may still allocate, the model host's)."""
     available = available_bytes() if available is None else available
     if available is None:
         return  # nothing to measure with (not Linux): load as before
-    reserve = (DEFAULT_RESERVE_MB if reserve_mb is None else reserve_mb) * 1024 * 1024
+    available -= held
+    reserve = reserve_bytes(reserve_mb)
     need = int(model_bytes * (SHARED_LOAD_FACTOR if shared else LOAD_FACTOR))
     if available - need < reserve:
         raise NotEnoughMemory(

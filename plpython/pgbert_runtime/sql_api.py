@@ -31,10 +31,18 @@ SELECT (SELECT value FROM pgbert.settings WHERE name = 'threads') AS threads,
        (SELECT value FROM pgbert.settings WHERE name = 'model_host') AS model_host,
        (SELECT value FROM pgbert.settings WHERE name = 'python_path') AS python_path
 """
+# current_user: the role embed()'s cache belongs to, read with the model at no extra cost.
 ACTIVE_MODEL_SQL = f"""
-SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files, s.*
+SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files, current_user AS role, s.*
   FROM pgbert.models m, ({SETTINGS_SQL}) s WHERE m.active
 """
+# What status() shows every pgbert_user: the model and where it runs. The counters tell one role about others'
+# activity (the model host's count every database's requests; this backend's and its cache's, every role that a
+# pooler SET ROLEs to): members of pgbert_admin and superusers only.
+PUBLIC_STATUS = frozenset({"model_runs_in", "model", "bundle_path", "dimension", "pooling", "normalize", "max_tokens",
+                           "threads", "batch_size", "batch_tokens", "engine", "engine_reason", "weights",
+                           "onnxruntime", "tokenizers"})
+ADMIN_SQL = "SELECT pg_catalog.pg_has_role(current_user, 'pgbert_admin', 'MEMBER') AS admin"
 
 # SQLSTATE 55000 (object_not_in_prerequisite_state): the model is not usable until an admin acts.
 NOT_READY = "55000"
@@ -178,15 +186,15 @@ def embed(plpy, text: str | None, kind: str = "document", cached: bool = True) -
     does not fill it with texts nobody searches for."""
     if text is None:
         return None
-    active = _active(plpy)
-    limit = int(active[1].get("embed_cache_mb") or 0) * 1024 * 1024 if cached else 0
+    active = model, settings = _active(plpy)
+    limit = int(settings.get("embed_cache_mb") or 0) * 1024 * 1024 if cached else 0
     if limit:
-        hit = cache.get(active[0].bundle, (kind, text))  # the bundle object: one per loaded model
+        hit = cache.get(model.bundle, settings["role"], (kind, text))  # the bundle object: one per loaded model
         if hit is not None:
             return hit
     vector = to_pgvector(_embed(plpy, [text], kind, active)[0])
     if limit:
-        cache.put(active[0].bundle, (kind, text), vector, limit)
+        cache.put(model.bundle, settings["role"], (kind, text), vector, limit)
     return vector
 
 
@@ -254,7 +262,7 @@ def document_lexemes(plpy, text: str | None, config: str) -> str | None:
     if text is None:
         return None
     try:
-        literal = lexical.to_tsvector_text(text, config)
+        literal = lexical.to_tsvector_text(text, config, interrupt_check(plpy))
     except lexical.AnalyzerUnavailable as exc:
         plpy.error(f"pgbert: {exc}", sqlstate=NOT_READY,
                    hint="The runtime environment needs sudachipy and sudachidict-core (pgbert's dependencies).")
@@ -265,18 +273,24 @@ def document_lexemes(plpy, text: str | None, config: str) -> str | None:
 
 
 def query_lexemes(plpy, query: str | None, config: str) -> list[str]:
-    """The distinct lexemes of a search query, analysed as the table's documents are."""
+    """The distinct lexemes of a search query, analysed as the table's documents are; a query over
+    lexical.MAX_QUERY_CHARS is refused (SQLSTATE 54000)."""
     if query is None:
         return []
+    if len(query) > lexical.MAX_QUERY_CHARS:
+        plpy.error(f"pgbert: a search query of {len(query)} characters, more than {lexical.MAX_QUERY_CHARS}",
+                   sqlstate=TOO_MUCH_INPUT,
+                   hint=f"Search with a shorter query: the lexical side uses its first {lexical.MAX_QUERY_LEXEMES} "
+                        "distinct words and the model reads its first few hundred tokens anyway.")
     try:
         if lexical.resolve_config(query, config, fallback=lexical.OTHER) == lexical.JAPANESE:
-            return lexical.japanese_query_lexemes(query)
+            return lexical.japanese_query_lexemes(query, check=interrupt_check(plpy))
     except lexical.AnalyzerUnavailable as exc:
         plpy.error(f"pgbert: {exc}", sqlstate=NOT_READY,
                    hint="The runtime environment needs sudachipy and sudachidict-core (pgbert's dependencies).")
     plan = _lexical_plan(plpy, "lexemes", "SELECT coalesce(array_agg(u.lexeme), '{}') AS l FROM "
                                           "pg_catalog.unnest(pg_catalog.to_tsvector($1::pg_catalog.regconfig, $2)) u")
-    return plpy.execute(plan, [_postgres_config(config), query[:lexical.MAX_CHARS]])[0]["l"][:lexical.MAX_QUERY_LEXEMES]
+    return plpy.execute(plan, [_postgres_config(config), query])[0]["l"][:lexical.MAX_QUERY_LEXEMES]
 
 
 def text_language(text: str | None) -> str | None:
@@ -350,7 +364,8 @@ def use_model(plpy, bundle_path: str, name: str | None = None) -> str:
 
 
 def status(plpy) -> list[tuple[str, str]]:
-    """Everything an operator checks first; a broken model shows up as a 'problem' row, not an exception."""
+    """Everything an operator checks first; a broken model shows up as a 'problem' row, not an exception.
+    Counters only to pgbert_admin members (PUBLIC_STATUS)."""
     rows: list[tuple[str, str]] = []
     try:
         info = runtime_info(plpy)
@@ -358,6 +373,7 @@ def status(plpy) -> list[tuple[str, str]]:
         return [("ok", "false"), ("problem", str(exc).removeprefix("pgbert: "))]
     except BundleError as exc:
         return [("ok", "false"), ("problem", str(exc))]
+    admin = plpy.execute(ADMIN_SQL)[0]["admin"]
     rows.append(("ok", "true"))
-    rows += [(k, str(v)) for k, v in info.items()]
+    rows += [(k, str(v)) for k, v in info.items() if admin or k in PUBLIC_STATUS]
     return rows

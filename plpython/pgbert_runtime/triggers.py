@@ -8,10 +8,15 @@ table's write-back function, which embeds them after the statement in batched mo
 one inserted straight into a partition, whose parent's statement triggers do not fire — is embedded
 inline. UPDATEs of the source text are always embedded inline.
 
-State lives in this module, i.e. once per backend, keyed by the registered table's oid.
+State lives in this module, i.e. once per backend, keyed by the registered table's oid. A statement that
+fails never runs batch_end, so its state outlives it (security finding 9): every state therefore names the
+statement that owns it (STATEMENT_SQL), and a row that may belong to another statement checks that name
+before trusting the state.
 """
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
 from functools import partial
 
 from . import sql_api
@@ -19,15 +24,60 @@ from . import sql_api
 FIRST, REST = "first row", "other rows"
 # Loading a table must not fill embed()'s cache with texts nobody searches for.
 _embed_uncached = partial(sql_api.embed, cached=False)
-_statements: dict[int, str] = {}  # registered table oid -> where its INSERT statement is
+
+# The name of the running statement: its transaction, its trigger depth (a statement run from inside another
+# statement's trigger is deeper) and a token that batch_start keeps in a transaction-local setting. PostgreSQL
+# reverts that setting when the (sub)transaction that set it aborts, so a failed statement's token is gone
+# even inside the same transaction (a savepoint, a PL/pgSQL exception block); the transaction id makes a
+# token that a session set itself (SET pgbert.batch_...) useless in any later transaction, e.g. another
+# role's on a pooled connection.
+STATEMENT_SQL = ("SELECT pg_catalog.txid_current() || ' ' || pg_catalog.pg_trigger_depth() || ' ' || "
+                 "COALESCE({}, '') AS statement")
+START_SQL = STATEMENT_SQL.format("pg_catalog.set_config('pgbert.batch_' || $1, $2, true)")
+CHECK_SQL = STATEMENT_SQL.format("pg_catalog.current_setting('pgbert.batch_' || $1, true)")
 
 
-def batch_start(TD) -> None:
-    _statements[int(TD["relid"])] = FIRST
+@dataclass
+class Batch:
+    statement: str  # STATEMENT_SQL's answer in batch_start
+    where: str = FIRST
+
+
+_statements: dict[int, Batch] = {}  # registered table oid -> its INSERT statement in progress
+_tokens = itertools.count(1)
+_plans: dict[str, object] = {}
+
+
+def _statement(plpy, query: str, *args: str) -> str:
+    if query not in _plans:
+        _plans[query] = plpy.prepare(query, ["text"] * len(args))
+    return plpy.execute(_plans[query], list(args))[0]["statement"]
+
+
+def batch_start(TD, plpy=None) -> None:
+    if plpy is None:  # sql/30_triggers.sql passes only TD; inside PL/Python, plpy is an importable module
+        import plpy
+    table = int(TD["relid"])
+    _statements[table] = Batch(_statement(plpy, START_SQL, str(table), str(next(_tokens))))
 
 
 def batch_end(TD) -> None:
     _statements.pop(int(TD["relid"]), None)
+
+
+def _batch_of(plpy, TD, table: int) -> Batch | None:
+    """The batch statement this row belongs to, if any. A row of the registered table itself always belongs
+    to the innermost INSERT on it, whose batch_start set the state (a state left by a failed nested
+    statement is harmless: its write-back covers every row of the statement's own transition table). A
+    partition's row may come from a statement on the partition itself, which fires no batch_start: it
+    costs one query per row, to prove the state is its statement's."""
+    batch = _statements.get(table)
+    if batch is None or int(TD["relid"]) == table:
+        return batch
+    if _statement(plpy, CHECK_SQL, str(table)) == batch.statement:
+        return batch
+    del _statements[table]  # stale or another statement's: this statement's next rows skip the check
+    return None
 
 
 def embed_row(plpy, TD, embed=None, lexemes=sql_api.document_lexemes):
@@ -47,12 +97,11 @@ def embed_row(plpy, TD, embed=None, lexemes=sql_api.document_lexemes):
     if new[target] is not None or new[source] is None:
         # an explicit vector from the client is kept; no text, no vector
         return "MODIFY" if lexical_side else None
-    if strategy == "batch":
-        where = _statements.get(int(table))
-        if where == REST:
-            # the write-back function embeds this row with the statement's others
-            return "MODIFY" if lexical_side else None
-        if where == FIRST:
-            _statements[int(table)] = REST
+    batch = _batch_of(plpy, TD, int(table)) if strategy == "batch" else None
+    if batch is not None and batch.where == REST:
+        # the write-back function embeds this row with the statement's others
+        return "MODIFY" if lexical_side else None
+    if batch is not None:
+        batch.where = REST
     new[target] = embed(plpy, new[source])
     return "MODIFY"

@@ -19,6 +19,8 @@ class FakePlpy:
                          "max_input_chars": None, **settings}
         self.executed: list[str] = []
         self.on_ping = None  # called for every "SELECT 1": a test raises from it to simulate a cancel
+        self.role = "alice"  # current_user
+        self.admin = True  # whether current_user is a member of pgbert_admin
 
     def prepare(self, query, types=None):
         return query
@@ -33,7 +35,9 @@ class FakePlpy:
             if self.bundle_path is None:
                 return []
             return [{"name": "tiny", "bundle_path": self.bundle_path, "dimension": 32, "files": self.files_json,
-                     **self.settings}]
+                     "role": self.role, **self.settings}]
+        if "pg_has_role(current_user, 'pgbert_admin'" in query:
+            return [{"admin": self.admin}]
         raise AssertionError(f"unexpected query: {query}")
 
     def error(self, message, sqlstate=None, hint=None):

@@ -1,4 +1,5 @@
-"""Long texts are cut before tokenizing, with the same token ids and vectors as tokenizing them whole."""
+"""Long texts are cut before tokenizing, with the same token ids and vectors as tokenizing them whole (up to
+last_cut characters: what lies past it never counts, so no text costs more)."""
 from __future__ import annotations
 
 import json
@@ -97,7 +98,7 @@ def assert_same_tokens(tokenizer: Tokenizer, max_tokens: int, texts: dict[str, s
     full = reference_tokenizer(tokenizer, max_tokens)
     bounded = BoundedTokenizer(reference_tokenizer(tokenizer, max_tokens), max_tokens)
     names = list(texts)
-    expected = full.encode_batch([texts[n] for n in names])
+    expected = full.encode_batch([texts[n][:bounded.last_cut] for n in names])
     got = bounded.encode_batch([texts[n] for n in names])
     for name, want, have in zip(names, expected, got, strict=True):
         assert have.ids == want.ids, name
@@ -191,18 +192,29 @@ def test_long_texts_are_cut_before_tokenizing(encoder):
     assert bounded.raw.sizes == [2 * bounded.first_cut]  # one call, each text cut to the first prefix
 
 
-def test_a_giant_word_grows_the_prefix_up_to_the_whole_text(encoder):
+def test_a_giant_word_grows_the_prefix_up_to_the_last_cut(encoder):
     bounded = encoder.bounded
     bounded.raw = Recorder(bounded.raw)
     text = "a" * 100_000
-    assert len(encoder.tokenize([text])[0]) == 3  # [CLS] [UNK] [SEP]: cut anywhere, the word would not be [UNK]
-    assert bounded.raw.sizes[0] == bounded.first_cut and bounded.raw.sizes[-1] == len(text)
+    assert len(encoder.tokenize([text])[0]) == 3  # [CLS] [UNK] [SEP]: a word cut at 100 letters would not be [UNK]
+    assert bounded.raw.sizes[0] == bounded.first_cut and bounded.raw.sizes[-1] == bounded.last_cut < len(text)
     assert all(b == 2 * a for a, b in zip(bounded.raw.sizes[:-2], bounded.raw.sizes[1:-1], strict=True))  # doubling
 
 
+@pytest.mark.parametrize("shape", ["😀", "a", "あ", "\n", "e\u0301"])
+def test_no_text_costs_more_than_the_last_cut(encoder, shape):
+    """Round 3, finding 8: one embed() of 32 Mi emoji doubled its prefix up to the whole text (9 GB, 2 minutes)."""
+    bounded = encoder.bounded
+    bounded.raw = Recorder(bounded.raw)
+    text = shape * 1_048_576
+    ids = encoder.tokenize([text, text + " tail"])
+    assert sum(bounded.raw.sizes) < 2 * 3 * bounded.last_cut  # each text: a doubling series up to last_cut
+    assert ids[0] == ids[1] == encoder.tokenize([text[:bounded.last_cut]])[0]
+
+
 def old_encode(encoder: Encoder, texts: list[str]) -> np.ndarray:
-    """Encoder.encode as it was: whole texts through the truncating tokenizer."""
-    encodings = encoder.tokenizer.encode_batch(texts)
+    """Encoder.encode as it was: whole texts (up to last_cut) through the truncating tokenizer."""
+    encodings = encoder.tokenizer.encode_batch([t[:encoder.bounded.last_cut] for t in texts])
     ids = [e.ids for e in encodings]
     types = [e.type_ids for e in encodings]
     out = np.empty((len(texts), encoder.dimension), dtype=np.float32)

@@ -1,4 +1,4 @@
-"""The vector cache: bounded by bytes, least recently used out first, emptied by a model change."""
+"""The vector cache: bounded by bytes, least recently used out first, emptied by a model or role change."""
 import json
 import os
 
@@ -11,21 +11,31 @@ from pgbert_runtime.cache import VectorCache
 
 def test_least_recently_used_entries_leave_first_and_the_limit_holds():
     cache, owner = VectorCache(), object()
-    assert cache.get(owner, ("query", "a")) is None
+    assert cache.get(owner, "alice", ("query", "a")) is None
     for text in "abcde":
-        cache.put(owner, ("query", text), "[1,2,3]" * 50, limit_bytes=2_800)
+        cache.put(owner, "alice", ("query", text), "[1,2,3]" * 50, limit_bytes=2_800)
     assert cache.bytes <= 2_800 and len(cache.entries) == 4
-    assert cache.get(owner, ("query", "a")) is None  # the oldest went first
-    assert cache.get(owner, ("query", "e")) is not None
+    assert cache.get(owner, "alice", ("query", "a")) is None  # the oldest went first
+    assert cache.get(owner, "alice", ("query", "e")) is not None
     assert (cache.hits, cache.misses) == (1, 2)
 
 
 def test_another_model_empties_the_cache_and_huge_texts_are_not_kept():
     cache, first, second = VectorCache(), object(), object()
-    cache.get(first, ("document", "x"))
-    cache.put(first, ("document", "x"), "[1]", limit_bytes=10_000)
-    assert cache.get(second, ("document", "x")) is None and cache.entries == {}
-    cache.put(second, ("document", "y" * 5_000), "[1]", limit_bytes=10_000)  # over a quarter of the limit
+    cache.get(first, "alice", ("document", "x"))
+    cache.put(first, "alice", ("document", "x"), "[1]", limit_bytes=10_000)
+    assert cache.get(second, "alice", ("document", "x")) is None and cache.entries == {}
+    cache.put(second, "alice", ("document", "y" * 5_000), "[1]", limit_bytes=10_000)  # over a quarter of the limit
+    assert cache.entries == {}
+
+
+def test_another_role_empties_the_cache():
+    """Round 3, finding 11: a backend shared by roles (SET ROLE) told mallory which texts alice had embedded."""
+    cache, model = VectorCache(), object()
+    cache.get(model, "alice", ("query", "code name BLUEBIRD"))
+    cache.put(model, "alice", ("query", "code name BLUEBIRD"), "[1]", limit_bytes=10_000)
+    assert cache.get(model, "mallory", ("query", "code name BLUEBIRD")) is None and cache.entries == {}
+    cache.put(model, "alice", ("query", "code name BLUEBIRD"), "[1]", limit_bytes=10_000)  # alice's, mallory asked last
     assert cache.entries == {}
 
 
@@ -56,3 +66,11 @@ def test_cache_off_and_triggers_never_fill_it(plpy):
     td = {"event": "INSERT", "relid": "1", "args": ["body", "v", "row", "1"], "new": {"body": "loaded row", "v": None}}
     triggers.embed_row(plpy, td)
     assert td["new"]["v"] is not None and len(sql_api.cache.entries) == entries
+
+
+def test_embed_under_another_role_is_a_model_call_again(plpy):
+    calls, hits = sql_api._active(plpy)[0].encoder.calls, sql_api.cache.hits
+    sql_api.embed(plpy, "merger talks with Contoso, code name BLUEBIRD", "query")
+    plpy.role = "mallory"  # SET ROLE mallory in the same backend (DISCARD ALL does not empty a Python module)
+    sql_api.embed(plpy, "merger talks with Contoso, code name BLUEBIRD", "query")
+    assert sql_api._active(plpy)[0].encoder.calls == calls + 2 and sql_api.cache.hits == hits

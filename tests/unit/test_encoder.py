@@ -103,10 +103,10 @@ def test_check_runs_between_tokenizer_calls_and_before_each_model_call(encoder):
 
 
 def test_check_runs_between_the_tries_of_a_growing_prefix(encoder):
-    text = "a" * 100_000  # one word: the prefix grows (doubling) until it is the whole text
+    text = "a" * 100_000  # one word: the prefix grows (doubling) up to last_cut
     tries, cut = 1, encoder.bounded.first_cut
-    while cut < len(text):
-        tries, cut = tries + 1, 2 * cut
+    while cut < encoder.bounded.last_cut:
+        tries, cut = tries + 1, min(2 * cut, encoder.bounded.last_cut)
     check = Checks(encoder)
     encoder.encode([text], check=check)
     assert len(check.seen) == (tries - 1) + 1  # between the tries, then before the model call

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from helpers import wait_for_exit
-from pgbert_runtime import host, host_client, local, wire
+from pgbert_runtime import host, host_client, local, memory, wire
 from pgbert_runtime.bundle import BundleError, load_bundle
 from pgbert_runtime.chunker import TooManyChunks
 from pgbert_runtime.memory import NotEnoughMemory
@@ -186,3 +186,105 @@ def test_a_host_running_other_code_retires_when_a_backend_of_the_new_code_connec
     os.kill(new["pid"], signal.SIGTERM)
     wait_for_exit(new["pid"])
     new_backend.close()
+
+
+# ---- round 3: one database's requests must not cost the others (findings 8, 15, and the socket note) ---------
+def test_the_host_keeps_at_most_max_models_the_least_recently_used_goes(served, tiny_bundle):
+    """Round 3, finding 15: each distinct settings tuple (any database's pgbert_admin) left another model."""
+    the_host, connection = served
+    sizes = range(1, host.MAX_MODELS + 2)  # batch_size: one model more than the host keeps
+    remotes = [host_client.RemoteModel(connection, load_bundle(tiny_bundle), {**SETTINGS, "batch_size": str(n)})
+               for n in sizes]
+    for remote in remotes[:-1]:
+        remote.encode(["load it"])
+    remotes[0].encode(["used again: the second is now the least recently used"])
+    remotes[-1].encode(["one model more"])
+    loaded = [m.encoder.batch_size for m in the_host.models.values()]
+    assert len(loaded) == host.MAX_MODELS and sorted(loaded) == sorted(set(sizes) - {2})
+    assert len(remotes[1].encode(["loaded again when asked for"])) == 1
+
+
+def test_a_request_cannot_raise_the_hosts_thread_budget(tmp_path, tiny_bundle, monkeypatch):
+    the_host = host.Host(thread_budget=2)
+    asked = []
+    hold = the_host.budget.hold
+    monkeypatch.setattr(the_host.budget, "hold", lambda n, check: asked.append(n) or hold(n, check))
+    server = host.bind(str(tmp_path), the_host)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        connection = host_client.Connection(datadir=str(tmp_path))
+        for budget in ("100", "1", None):
+            settings = {**SETTINGS, "thread_budget": budget}
+            host_client.RemoteModel(connection, load_bundle(tiny_bundle), settings).encode(["x"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert set(asked) == {2, 1} and asked[-1] == 2  # 100 // 1 thread clamped to the host's 2; 1 kept; unset: 2
+
+
+def test_a_negative_memory_reserve_does_not_lift_the_guard(served, tiny_bundle, monkeypatch):
+    _, connection = served
+    monkeypatch.setattr(memory, "available_bytes", lambda: 0)  # nothing left: no model fits
+    reckless = host_client.RemoteModel(connection, load_bundle(tiny_bundle),
+                                       {**SETTINGS, "memory_reserve_mb": "-100000"})
+    with pytest.raises(NotEnoughMemory, match=r"0 MB to keep free \(memory_reserve_mb\)"):
+        reckless.encode(["a load on another database's behalf"])
+
+
+def test_the_host_gets_only_what_the_model_reads_of_a_huge_text(served, tiny_bundle):
+    the_host, connection = served
+    answer, sizes = the_host.answer, []
+    the_host.answer = lambda request, conn, body=b"": (request["op"] == "encode" and sizes.append(len(body))
+                                                       or answer(request, conn, body))
+    bundle = load_bundle(tiny_bundle)
+    remote = host_client.RemoteModel(connection, bundle, SETTINGS)
+    text = "😀" * 4_194_304
+    vector = remote.encode([text])[0]
+    assert sizes == [4 * bundle.readable_chars]  # not 16 MB
+    here = local.LocalModel(local.load_encoder(tiny_bundle, SETTINGS, cached=False))
+    assert np.array_equal(np.array(vector), here.encode([text])[0])
+
+
+def test_request_memory_is_counted_freed_and_refused_when_it_cannot_fit(monkeypatch):
+    in_flight, mb = host.InFlight(), 2**20
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1000 * mb)
+
+    def gone():
+        raise host.ClientGone()
+
+    with in_flight.hold(600 * mb, "256", lambda: None):
+        assert in_flight.held == 600 * mb
+        # waits for the first to finish (600 + 300 + 256 > 1000); its backend leaves meanwhile
+        with pytest.raises(host.ClientGone), in_flight.hold(300 * mb, "256", gone):
+            pass
+    assert in_flight.held == 0
+    with pytest.raises(NotEnoughMemory, match="keep free"), in_flight.hold(800 * mb, "256", lambda: None):
+        pass  # cannot fit even alone: refused, not queued
+    with in_flight.hold(800 * mb, "0", lambda: None):
+        assert in_flight.held == 800 * mb
+
+
+def test_the_request_bytes_are_freed_before_the_work(served, tiny_bundle):
+    the_host, connection = served
+    work, bodies = the_host._work, []
+
+    def spy(op, request, model, texts, check):
+        bodies.append(len(seen[-1]))
+        return work(op, request, model, texts, check)
+
+    answer, seen = the_host.answer, []
+    the_host.answer = lambda request, conn, body=b"": seen.append(body) or answer(request, conn, body)
+    the_host._work = spy
+    host_client.RemoteModel(connection, load_bundle(tiny_bundle), SETTINGS).encode(["some text " * 100])
+    assert bodies == [0]  # _serve's reference no longer holds the bytes
+
+
+def test_a_symlink_at_the_socket_path_does_not_block_the_host(tmp_path):
+    """Round 3 note: a dangling symlink at pgbert_host/host.sock made every start fail with EADDRINUSE."""
+    os.makedirs(tmp_path / host.FOLDER, mode=0o700)
+    os.symlink(tmp_path / "nowhere", wire.address(str(tmp_path)))
+    server = host.bind(str(tmp_path), host.Host())
+    try:
+        assert not os.path.islink(wire.address(str(tmp_path)))
+    finally:
+        server.server_close()

@@ -289,6 +289,72 @@ def test_huge_query_is_bounded(sudachi):
     assert len(unquote_all(query)) <= lexical.MAX_QUERY_LEXEMES
 
 
+def katakana_bomb(words: int = 1_600, seed: int = 1) -> str:
+    """Round 3, finding 10: random 64-character katakana words, each unknown to the dictionary (104k characters
+    for 1,600 words took 13 s to split, with no cancel point)."""
+    import random
+
+    rng = random.Random(seed)
+    kana = [chr(c) for c in range(0x30A1, 0x30FB)]
+    return "、".join("".join(rng.choice(kana) for _ in range(64)) for _ in range(words))
+
+
+class CountingDictionary:
+    def __init__(self, real):
+        self.real, self.lookups = real, 0
+
+    def lookup(self, word):
+        self.lookups += 1
+        return self.real.lookup(word)
+
+
+@pytest.fixture
+def lookups(sudachi, monkeypatch):
+    """Dictionary lookups made by splitting unknown katakana words (the caches emptied first)."""
+    japanese_lexemes("準備")  # the tokenizer exists before the dictionary is wrapped
+    counting = CountingDictionary(lexical._load_dictionary())
+    monkeypatch.setattr(lexical, "_load_dictionary", lambda: counting)
+    lexical._known_noun.cache_clear()
+    lexical._split_katakana.cache_clear()
+    yield counting
+    lexical._known_noun.cache_clear()
+    lexical._split_katakana.cache_clear()
+
+
+def test_splitting_unknown_katakana_words_is_bounded_per_text(lookups):
+    bomb = katakana_bomb()
+    lexemes = japanese_lexemes(bomb)
+    assert 0 < lookups.lookups <= lexical.SPLIT_BUDGET  # it was 1,600 x 2,016
+    assert len(lexemes) > 1_600  # every word is still indexed whole
+    assert japanese_lexemes(bomb) == lexemes  # the same lexemes with the splits cached
+
+
+def test_analysis_calls_check_and_a_cancel_stops_it(lookups):
+    class Canceled(Exception):
+        pass
+
+    calls = []
+
+    def cancel_after_five():
+        calls.append(1)
+        if len(calls) > 5:
+            raise Canceled("canceling statement due to statement timeout")
+
+    with pytest.raises(Canceled):
+        to_tsvector_text(katakana_bomb(), "japanese", check=cancel_after_five)
+    stopped_at = lookups.lookups
+    assert stopped_at <= 6 * 64 * (lexical.MAX_NOUN_CHARS - 1)  # at most a word's lookups after each check
+    counted = []
+    lexical.japanese_query_lexemes("東京の天気。" * 3_000, check=lambda: counted.append(1))
+    assert len(counted) >= 2  # between Sudachi chunks, too
+
+
+def test_a_long_dictionary_noun_inside_an_unknown_word_is_still_found(sudachi):
+    word = "ソーシャルネットワーキングサービスヌピョ"  # a 17-character noun, then nonsense
+    lexemes = japanese_lexemes(word)
+    assert lexemes[0] == word and "ソーシャル・ネットワーキング・サービス" in lexemes
+
+
 # -- the Japanese corpus loader --------------------------------------------------------------------------------
 
 def test_translation_ja_stanzas_parse_like_translation_en(tmp_path):

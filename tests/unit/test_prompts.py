@@ -102,17 +102,17 @@ def test_prompted_texts_go_through_the_bounded_cancellable_path(xlmr_encoder):
     bounded, seen, checks = xlmr_encoder.bounded, [], []
     real = bounded.encode_batch
 
-    def recording(texts, check=None):
+    def recording(texts, check=None, gate=None):
         seen.extend(texts)
-        return real(texts, check)
+        return real(texts, check, gate)
 
     bounded.encode_batch = recording
     try:
-        text = "a" * 50_000  # one word: the prefix grows until it is the whole text, check() between the tries
+        text = "a" * 50_000  # one word: the prefix grows up to last_cut, check() between the tries
         xlmr_encoder.encode([text, "b"], check=lambda: checks.append(1), kind="query")
     finally:
         del bounded.encode_batch
-    assert seen == ["query: " + text, "query: b"]
+    assert seen == ["query: " + text[:bounded.last_cut], "query: b"]  # cut before the prompt: no copy of it all
     assert len(checks) >= 3  # between the growing prefixes, then before the model call
 
 

@@ -93,3 +93,29 @@ def test_embed_chunks_refuses_a_window_the_model_cannot_read_and_too_many_chunks
     with pytest.raises(Error) as info:
         sql_api.embed_chunks(plpy, ["word " * 500], 16, 0)
     assert info.value.sqlstate == "54000" and "max_chunks_per_row" in info.value.hint
+
+
+def test_a_search_query_over_the_limit_is_refused_with_54000(plpy):
+    """Round 3, finding 10: a 104k-character query was analysed for 14-24 s."""
+    from pgbert_runtime import lexical
+
+    pytest.importorskip("sudachipy")
+    query = "東京の天気。" * (lexical.MAX_QUERY_CHARS // 6)
+    assert sql_api.query_lexemes(plpy, query + "x" * (lexical.MAX_QUERY_CHARS - len(query)), "japanese")[:2] == [
+        "東京", "天気"]  # exactly the limit: fine
+    with pytest.raises(Error) as info:
+        sql_api.query_lexemes(plpy, "東京の天気。" * (lexical.MAX_QUERY_CHARS // 6 + 1), "japanese")
+    assert info.value.sqlstate == "54000" and str(lexical.MAX_QUERY_CHARS) in str(info.value) and info.value.hint
+    with pytest.raises(Error, match="search query"):
+        sql_api.query_lexemes(plpy, "x " * lexical.MAX_QUERY_CHARS, "english")  # whatever the config
+
+
+def test_status_shows_counters_to_admins_only(plpy):
+    """Round 3, finding 16: every pgbert_user read the model host's and the backend's counters (other roles')."""
+    sql_api.embed(plpy, "some activity")
+    admin = dict(sql_api.status(plpy))
+    assert {"cache_hits", "model_calls", "backend_texts"} <= set(admin) and admin["ok"] == "true"
+    plpy.admin = False
+    user = dict(sql_api.status(plpy))
+    assert set(user) == {"ok"} | sql_api.PUBLIC_STATUS
+    assert user["model_runs_in"] == admin["model_runs_in"] and user["model"] == admin["model"]
