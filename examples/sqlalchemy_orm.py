@@ -15,7 +15,7 @@ with engine.begin() as conn:
 with Session(engine) as session:
     session.add_all([Doc(body="compress files with gzip"), Doc(body="a game about ancient wars")])
     session.commit()
-    doc = session.scalars(select(Doc).where(Doc.body.like("a game%"))).one()
+    doc = session.scalars(select(Doc).where(Doc.body.like("a game%")).order_by(Doc.id.desc())).first()
     session.refresh(doc)
     assert doc.body_embedding is not None and len(doc.body_embedding) == DIMENSION   # filled by the database
 

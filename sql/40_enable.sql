@@ -3,29 +3,6 @@
 -- index. The triggers themselves are in 30_triggers.sql, the backfill in 50_backfill.sql.
 -- ---------------------------------------------------------------------------------------------------
 
--- The table is a table and its source column holds text.
-CREATE OR REPLACE FUNCTION pgbert._check_source(tbl regclass, source_column name) RETURNS void
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    src_type text := (SELECT format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a
-                       WHERE a.attrelid = tbl AND a.attname = source_column AND a.attnum > 0 AND NOT a.attisdropped);
-BEGIN
-    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = tbl) NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION 'pgbert: % is not a table', tbl USING ERRCODE = 'wrong_object_type';
-    ELSIF src_type IS NULL THEN
-        RAISE EXCEPTION 'pgbert: table % has no column %', tbl, quote_ident(source_column)
-              USING ERRCODE = 'undefined_column';
-    ELSIF src_type NOT IN ('text', 'character varying', 'character') THEN
-        RAISE EXCEPTION 'pgbert: column %.% is %, not text', tbl, quote_ident(source_column), src_type
-              USING ERRCODE = 'datatype_mismatch';
-    END IF;
-END
-$fn$;
-COMMENT ON FUNCTION pgbert._check_source(regclass, name) IS
-    'Internal: raises unless the relation is a table and the column holds text.';
-
 -- Adds vector(dimension) when the column is missing; otherwise checks that it fits the model.
 CREATE OR REPLACE FUNCTION pgbert._ensure_vector_column(tbl regclass, vector_column name, model pgbert.models)
 RETURNS void
@@ -49,34 +26,6 @@ $fn$;
 COMMENT ON FUNCTION pgbert._ensure_vector_column(regclass, name, pgbert.models) IS
     'Internal: adds the vector column with the model''s dimension, or checks the existing one fits.';
 
--- enable_embedding's checks that need nothing but the table: a known strategy, an active model (returned),
--- not enabled yet.
-CREATE OR REPLACE FUNCTION pgbert._check_new_registration(tbl regclass, strategy text) RETURNS pgbert.models
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    model pgbert.models;
-BEGIN
-    IF strategy IS NULL OR strategy NOT IN ('batch', 'row') THEN
-        RAISE EXCEPTION 'pgbert: strategy must be ''batch'' or ''row'', not %', quote_nullable(strategy)
-              USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    SELECT * INTO model FROM pgbert.models m WHERE m.active;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'pgbert: no active model' USING ERRCODE = 'object_not_in_prerequisite_state',
-              HINT = 'An administrator registers one with SELECT pgbert.use_model(''/path/to/bundle'');';
-    END IF;
-    IF EXISTS (SELECT 1 FROM pgbert.embedded_tables e WHERE e.relid = tbl) THEN
-        RAISE EXCEPTION 'pgbert: embedding is already enabled on %', tbl
-              USING ERRCODE = 'duplicate_object', HINT = 'CALL pgbert.disable_embedding(...) first to change it.';
-    END IF;
-    RETURN model;
-END
-$fn$;
-COMMENT ON FUNCTION pgbert._check_new_registration(regclass, text) IS
-    'Internal: raises unless the strategy is known, a model is active and the table is not enabled yet; returns the model.';
-
 -- The first step of enable_embedding, run as pgbert's owner (the registry and schema pgbert are
 -- pgbert's alone) for the table's owner only: checks everything, adds the vector (and tsvector) column
 -- if missing, or the chunk table of a chunked table, writes the registry row and installs the triggers.
@@ -99,6 +48,11 @@ BEGIN
     PERFORM pgbert._check_source(tbl, source_column);
     PERFORM pgbert._require_owner(tbl, 'enable');
     model := pgbert._check_new_registration(tbl, strategy);
+    IF EXISTS (SELECT 1 FROM pgbert.embedded_tables e WHERE e.relid = tbl) THEN
+        PERFORM pgbert._same_registration(tbl, source_column, vector_column, strategy, lexical, chunk_tokens,
+                                          overlap_tokens);
+        RETURN;  -- the same arguments: nothing to do (else _same_registration raised)
+    END IF;
     IF chunk_tokens IS NOT NULL THEN
         chunks := pgbert._register_chunks(tbl, model, key_col, source_column, vector_column, lexical,
                                           chunk_tokens, overlap_tokens);

@@ -174,8 +174,8 @@ def test_bad_arguments_are_clear_errors(conn):
     with pytest.raises(psycopg.errors.UndefinedTable):
         conn.execute("CALL pgbert.enable_embedding('no_such_table', 'body')")
     conn.execute("CALL pgbert.enable_embedding('t', 'body')")
-    with pytest.raises(psycopg.errors.DuplicateObject):
-        conn.execute("CALL pgbert.enable_embedding('t', 'body')")
+    with pytest.raises(psycopg.errors.DuplicateObject):  # the same arguments are a no-op (test_real_users2.py)
+        conn.execute("CALL pgbert.enable_embedding('t', 'body', strategy => 'row')")
 
 
 # ---- identifiers and injection -------------------------------------------------------------------------

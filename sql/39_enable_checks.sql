@@ -1,0 +1,84 @@
+-- ---------------------------------------------------------------------------------------------------
+-- enable_embedding's argument checks (40_enable.sql calls them, as pgbert's owner, in setup_embedding).
+-- ---------------------------------------------------------------------------------------------------
+
+-- The table is a table and its source column holds text.
+CREATE OR REPLACE FUNCTION pgbert._check_source(tbl regclass, source_column name) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    src_type text := (SELECT format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a
+                       WHERE a.attrelid = tbl AND a.attname = source_column AND a.attnum > 0 AND NOT a.attisdropped);
+BEGIN
+    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = tbl) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'pgbert: % is not a table', tbl USING ERRCODE = 'wrong_object_type';
+    ELSIF src_type IS NULL THEN
+        RAISE EXCEPTION 'pgbert: table % has no column %', tbl, quote_ident(source_column)
+              USING ERRCODE = 'undefined_column';
+    ELSIF src_type NOT IN ('text', 'character varying', 'character') THEN
+        RAISE EXCEPTION 'pgbert: column %.% is %, not text', tbl, quote_ident(source_column), src_type
+              USING ERRCODE = 'datatype_mismatch';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._check_source(regclass, name) IS
+    'Internal: raises unless the relation is a table and the column holds text.';
+
+-- enable_embedding on a table already enabled: with the same arguments, a NOTICE and true (nothing to do: a
+-- migration may run twice); with others, an error that says what differs and how to change it.
+CREATE OR REPLACE FUNCTION pgbert._same_registration(tbl regclass, source_column name, vector_column name,
+                                                     strategy text, lexical text, chunk_tokens integer,
+                                                     overlap_tokens integer)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    e       pgbert.embedded_tables := (SELECT e FROM pgbert.embedded_tables e WHERE e.relid = tbl);
+    differs text;
+BEGIN
+    SELECT string_agg(format('%s is %s (asked: %s)', d.what, d.now, d.asked), '; ') INTO differs
+      FROM (VALUES ('source_column', e.source_column::text, source_column::text),
+                   ('vector_column', e.vector_column::text, coalesce(vector_column::text, CASE WHEN chunk_tokens IS NULL
+                        THEN pgbert._suffixed(source_column, '_embedding')::text ELSE e.vector_column::text END)),
+                   ('strategy', e.strategy, CASE WHEN chunk_tokens IS NOT NULL OR e.key_column IS NULL
+                                                 THEN e.strategy ELSE strategy END),
+                   ('lexical', e.lexical_config, lexical), ('chunk_tokens', e.chunk_tokens::text, chunk_tokens::text),
+                   ('overlap_tokens', e.overlap_tokens::text, CASE WHEN chunk_tokens IS NOT NULL THEN overlap_tokens::text END)
+           ) AS d(what, now, asked)
+     WHERE d.now IS DISTINCT FROM d.asked;
+    IF differs IS NOT NULL THEN
+        RAISE EXCEPTION 'pgbert: embedding is already enabled on % with other settings: %', tbl, differs
+              USING ERRCODE = 'duplicate_object',
+                    HINT = 'To change them: CALL pgbert.disable_embedding(table); then enable it again (vectors are kept unless drop_column => true).';
+    END IF;
+    RAISE NOTICE 'pgbert: embedding is already enabled on % with these settings', tbl;
+    RETURN true;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._same_registration(regclass, name, name, text, text, integer, integer) IS
+    'Internal: true (and a NOTICE) when a table is enabled with these enable_embedding arguments; an error naming the differences otherwise.';
+
+-- enable_embedding's checks that need nothing but the table: a known strategy, an active model (returned).
+CREATE OR REPLACE FUNCTION pgbert._check_new_registration(tbl regclass, strategy text) RETURNS pgbert.models
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    model pgbert.models;
+BEGIN
+    IF strategy IS NULL OR strategy NOT IN ('batch', 'row') THEN
+        RAISE EXCEPTION 'pgbert: strategy must be ''batch'' or ''row'', not %', quote_nullable(strategy)
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO model FROM pgbert.models m WHERE m.active;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pgbert: no active model' USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'An administrator registers one with SELECT pgbert.use_model(''/path/to/bundle'');';
+    END IF;
+    RETURN model;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._check_new_registration(regclass, text) IS
+    'Internal: raises unless the strategy is known and a model is active; returns the model.';

@@ -1,0 +1,40 @@
+"""Real users, round 2 (issue 20): what a newcomer with an ORM, a migration tool and the tutorial hit."""
+import psycopg
+import pytest
+from test_applications import TWO, run_example
+
+
+# ---- migrations run twice ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("options", ["", ", strategy => 'row'", ", chunk_tokens => 16, lexical => 'english'"])
+def test_enable_embedding_twice_with_the_same_arguments_changes_nothing(conn, options):
+    conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text)")
+    conn.execute(f"CALL pgbert.enable_embedding('docs', 'body'{options})")
+    conn.execute("INSERT INTO docs VALUES (1, 'one'), (2, 'two')")
+    state = """SELECT (SELECT array_agg(t.tgname::text || t.tgenabled::text ORDER BY t.tgname) FROM pg_trigger t
+                        WHERE t.tgrelid = 'docs'::regclass),
+                      (SELECT to_jsonb(e) - 'enabled_at' FROM pgbert.embedded_tables e
+                        WHERE e.relid = 'docs'::regclass),
+                      (SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'docs%')"""
+    before = conn.execute(state).fetchone()
+    notices = []
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+    conn.execute(f"CALL pgbert.enable_embedding('docs', 'body'{options})")
+    assert conn.execute(state).fetchone() == before
+    assert any("already enabled on public.docs with these settings" in n for n in notices)
+
+
+def test_enable_embedding_again_with_other_arguments_says_what_differs(conn):
+    conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text, title text)")
+    conn.execute("CALL pgbert.enable_embedding('docs', 'body', build_index => false)")
+    with pytest.raises(psycopg.errors.DuplicateObject) as caught:
+        conn.execute("CALL pgbert.enable_embedding('docs', 'title', strategy => 'row', build_index => false)")
+    message = str(caught.value)
+    assert "source_column is body (asked: title)" in message and "strategy is batch (asked: row)" in message
+    assert "disable_embedding" in caught.value.diag.message_hint
+
+
+def test_the_sqlalchemy_example_runs_twice(conn, tiny_bundle):
+    for _ in range(2):
+        nearest, found = run_example(conn, tiny_bundle, "sqlalchemy_orm.py").strip().split(" | ")
+        assert {nearest, found} <= TWO
+    assert conn.execute("SELECT count(*), count(body_embedding) FROM orm_docs").fetchone() == (4, 4)
