@@ -50,8 +50,11 @@ $$;
 COMMENT ON FUNCTION pgbert.embed(text, text) IS
     'Embeds one text as a ''query'' or a ''document'' with the active model (what public.embed() calls).';
 
+-- VOLATILE, unlike embed(): the planner evaluates a STABLE argument of unnest() once more to estimate its
+-- rows, which ran the model twice for unnest(embed_batch(...)). (embed() stays STABLE so that
+-- ORDER BY embedding <=> embed('...') can use the index; its cache makes a second call free.)
 CREATE OR REPLACE FUNCTION pgbert.embed_batch(texts text[], kind text) RETURNS @vector_schema@.vector[]
-LANGUAGE plpython3u STABLE STRICT
+LANGUAGE plpython3u VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 if "pgbert_api" not in GD:
@@ -62,7 +65,7 @@ COMMENT ON FUNCTION pgbert.embed_batch(text[], text) IS
     'Embeds many texts of a kind (''query'' or ''document'') in length-sorted batched model calls (what public.embed_batch() calls).';
 
 CREATE OR REPLACE FUNCTION pgbert.embed_batch(texts text[]) RETURNS @vector_schema@.vector[]
-LANGUAGE sql STABLE STRICT
+LANGUAGE sql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pgbert.embed_batch(texts, 'document'::pg_catalog.text) $$;
 COMMENT ON FUNCTION pgbert.embed_batch(text[]) IS
@@ -86,14 +89,14 @@ COMMENT ON FUNCTION public.embed(text, text) IS
     'Embeds one text as a ''query'' or a ''document'' (models with prompts get the matching one; without, both are the same).';
 
 CREATE OR REPLACE FUNCTION public.embed_batch(texts text[]) RETURNS @vector_schema@.vector[]
-LANGUAGE sql STABLE STRICT
+LANGUAGE sql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pgbert.embed_batch(texts, 'document'::pg_catalog.text) $$;
 COMMENT ON FUNCTION public.embed_batch(text[]) IS
     'Embeds many texts in length-sorted batched model calls; the result has the same order, NULL for NULL. Cancel and statement_timeout stop it between model calls.';
 
 CREATE OR REPLACE FUNCTION public.embed_batch(texts text[], kind text) RETURNS @vector_schema@.vector[]
-LANGUAGE sql STABLE STRICT
+LANGUAGE sql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pgbert.embed_batch(texts, kind) $$;
 COMMENT ON FUNCTION public.embed_batch(text[], text) IS

@@ -3,6 +3,8 @@ import psycopg
 import pytest
 from test_applications import TWO, run_example
 
+from helpers import status
+
 
 # ---- migrations run twice ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("options", ["", ", strategy => 'row'", ", chunk_tokens => 16, lexical => 'english'"])
@@ -38,3 +40,17 @@ def test_the_sqlalchemy_example_runs_twice(conn, tiny_bundle):
         nearest, found = run_example(conn, tiny_bundle, "sqlalchemy_orm.py").strip().split(" | ")
         assert {nearest, found} <= TWO
     assert conn.execute("SELECT count(*), count(body_embedding) FROM orm_docs").fetchone() == (4, 4)
+
+
+# ---- the natural forms of embed_batch run the model once -----------------------------------------------------
+@pytest.mark.parametrize("query", [
+    "SELECT count(*) FROM unnest(embed_batch(%(texts)s))",
+    "SELECT count(v) FROM unnest(embed_batch(%(texts)s)) AS v",
+    "SELECT cardinality(embed_batch(%(texts)s))",
+    "SELECT count(*) FROM unnest(%(texts)s::text[], embed_batch(%(texts)s)) AS u(t, v)",
+])
+def test_embed_batch_embeds_each_text_once(conn, query):
+    texts = [f"text number {i}" for i in range(300)]
+    before = int(status(conn)["backend_texts"])
+    assert conn.execute(query, {"texts": texts}).fetchone() == (300,)
+    assert int(status(conn)["backend_texts"]) - before == 300
