@@ -147,16 +147,18 @@ CREATE OR REPLACE FUNCTION pgbert._distance_operator(metric text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE metric WHEN 'cosine' THEN 'OPERATOR(@vector_schema@.<=>)' WHEN 'l2' THEN 'OPERATOR(@vector_schema@.<->)' END
+    SELECT CASE metric WHEN 'cosine' THEN 'OPERATOR(@vector_schema@.<=>)' WHEN 'l2' THEN 'OPERATOR(@vector_schema@.<->)'
+                       WHEN 'inner_product' THEN 'OPERATOR(@vector_schema@.<#>)' END
 $$;
 COMMENT ON FUNCTION pgbert._distance_operator(text) IS
-    'Internal: the qualified pgvector distance operator of a metric (cosine: <=>, l2: <->).';
+    'Internal: the qualified pgvector distance operator of a metric (cosine: <=>, l2: <->, inner_product: <#>).';
 
 CREATE OR REPLACE FUNCTION pgbert._operator_class(metric text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE metric WHEN 'cosine' THEN '@vector_schema@.vector_cosine_ops' WHEN 'l2' THEN '@vector_schema@.vector_l2_ops' END
+    SELECT CASE metric WHEN 'cosine' THEN '@vector_schema@.vector_cosine_ops' WHEN 'l2' THEN '@vector_schema@.vector_l2_ops'
+                       WHEN 'inner_product' THEN '@vector_schema@.vector_ip_ops' END
 $$;
 COMMENT ON FUNCTION pgbert._operator_class(text) IS 'Internal: the qualified HNSW operator class of a metric.';
 

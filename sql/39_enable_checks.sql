@@ -29,7 +29,7 @@ COMMENT ON FUNCTION pgbert._check_source(regclass, name) IS
 -- migration may run twice); with others, an error that says what differs and how to change it.
 CREATE OR REPLACE FUNCTION pgbert._same_registration(tbl regclass, source_column name, vector_column name,
                                                      strategy text, lexical text, chunk_tokens integer,
-                                                     overlap_tokens integer)
+                                                     overlap_tokens integer, distance text)
 RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -45,7 +45,8 @@ BEGIN
                    ('strategy', e.strategy, CASE WHEN chunk_tokens IS NOT NULL OR e.key_column IS NULL
                                                  THEN e.strategy ELSE strategy END),
                    ('lexical', e.lexical_config, lexical), ('chunk_tokens', e.chunk_tokens::text, chunk_tokens::text),
-                   ('overlap_tokens', e.overlap_tokens::text, CASE WHEN chunk_tokens IS NOT NULL THEN overlap_tokens::text END)
+                   ('overlap_tokens', e.overlap_tokens::text, CASE WHEN chunk_tokens IS NOT NULL THEN overlap_tokens::text END),
+                   ('distance', e.metric, coalesce(distance, e.metric))
            ) AS d(what, now, asked)
      WHERE d.now IS DISTINCT FROM d.asked;
     IF differs IS NOT NULL THEN
@@ -57,11 +58,14 @@ BEGIN
     RETURN true;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._same_registration(regclass, name, name, text, text, integer, integer) IS
+DROP FUNCTION IF EXISTS pgbert._same_registration(regclass, name, name, text, text, integer, integer);
+COMMENT ON FUNCTION pgbert._same_registration(regclass, name, name, text, text, integer, integer, text) IS
     'Internal: true (and a NOTICE) when a table is enabled with these enable_embedding arguments; an error naming the differences otherwise.';
 
--- enable_embedding's checks that need nothing but the table: a known strategy, an active model (returned).
-CREATE OR REPLACE FUNCTION pgbert._check_new_registration(tbl regclass, strategy text) RETURNS pgbert.models
+-- enable_embedding's checks that need nothing but the table: a known strategy and distance, an active model
+-- (returned).
+CREATE OR REPLACE FUNCTION pgbert._check_new_registration(tbl regclass, strategy text, distance text)
+RETURNS pgbert.models
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -71,6 +75,10 @@ BEGIN
     IF strategy IS NULL OR strategy NOT IN ('batch', 'row') THEN
         RAISE EXCEPTION 'pgbert: strategy must be ''batch'' or ''row'', not %', quote_nullable(strategy)
               USING ERRCODE = 'invalid_parameter_value';
+    ELSIF distance IS NOT NULL AND distance NOT IN ('cosine', 'l2', 'inner_product') THEN
+        RAISE EXCEPTION 'pgbert: distance must be ''cosine'', ''l2'' or ''inner_product'', not %', quote_literal(distance)
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'For a normalised model the three order rows alike: pick the operator your queries use.';
     END IF;
     SELECT * INTO model FROM pgbert.models m WHERE m.active;
     IF NOT FOUND THEN
@@ -80,5 +88,6 @@ BEGIN
     RETURN model;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._check_new_registration(regclass, text) IS
-    'Internal: raises unless the strategy is known and a model is active; returns the model.';
+COMMENT ON FUNCTION pgbert._check_new_registration(regclass, text, text) IS
+    'Internal: raises unless the strategy and distance are known and a model is active; returns the model.';
+DROP FUNCTION IF EXISTS pgbert._check_new_registration(regclass, text);

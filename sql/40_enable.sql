@@ -32,7 +32,7 @@ COMMENT ON FUNCTION pgbert._ensure_vector_column(regclass, name, pgbert.models) 
 -- Every column is checked against the catalogs; no user code runs here.
 CREATE OR REPLACE FUNCTION pgbert.setup_embedding(tbl regclass, source_column name, vector_column name,
                                                   strategy text, lexical text, chunk_tokens integer,
-                                                  overlap_tokens integer)
+                                                  overlap_tokens integer, distance text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -47,10 +47,10 @@ DECLARE
 BEGIN
     PERFORM pgbert._check_source(tbl, source_column);
     PERFORM pgbert._require_owner(tbl, 'enable');
-    model := pgbert._check_new_registration(tbl, strategy);
+    model := pgbert._check_new_registration(tbl, strategy, distance);
     IF EXISTS (SELECT 1 FROM pgbert.embedded_tables e WHERE e.relid = tbl) THEN
         PERFORM pgbert._same_registration(tbl, source_column, vector_column, strategy, lexical, chunk_tokens,
-                                          overlap_tokens);
+                                          overlap_tokens, distance);
         RETURN;  -- the same arguments: nothing to do (else _same_registration raised)
     END IF;
     IF chunk_tokens IS NOT NULL THEN
@@ -77,7 +77,8 @@ BEGIN
                                         dimension, model_name, enabled_by, lexical_config, lexical_column,
                                         chunk_tokens, overlap_tokens, chunk_relid, source_attnum, vector_attnum,
                                         key_attnum, lexical_attnum)
-    VALUES (tbl, source_column, vector_column, key_col, strategy, CASE WHEN model.normalize THEN 'cosine' ELSE 'l2' END,
+    VALUES (tbl, source_column, vector_column, key_col, strategy,
+            coalesce(distance, CASE WHEN model.normalize THEN 'cosine' ELSE 'l2' END),
             model.dimension, model.name, pg_get_userbyid(pgbert._caller()), lexical, lexical_col, chunk_tokens,
             CASE WHEN chunks IS NOT NULL THEN overlap_tokens END, chunks, pgbert._attnum(tbl, source_column),
             CASE WHEN chunks IS NULL THEN pgbert._attnum(tbl, vector_column) END, pgbert._attnum(tbl, key_col),
@@ -89,9 +90,12 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert.setup_embedding(regclass, name, name, text, text, integer, integer) IS
+COMMENT ON FUNCTION pgbert.setup_embedding(regclass, name, name, text, text, integer, integer, text) IS
     'Table owner: the first step of enable_embedding (which also backfills and builds the index): checks the arguments, adds the vector column (or the chunk table), records the table and installs its triggers.';
 DROP FUNCTION IF EXISTS pgbert._register(regclass, name, name, text, text, integer, integer);  -- before 0010
+DROP FUNCTION IF EXISTS pgbert.setup_embedding(regclass, name, name, text, text, integer, integer);
+DROP PROCEDURE IF EXISTS pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer,
+                                                 integer);
 
 -- The HNSW index with the metric's operator class, and the GIN index of the lexical side. Their names are
 -- chosen by PostgreSQL (never one taken in advance); an index already on the column is kept.
@@ -134,7 +138,8 @@ CREATE OR REPLACE PROCEDURE pgbert.enable_embedding(
     batch_size    integer DEFAULT 500,
     lexical       text DEFAULT NULL,
     chunk_tokens  integer DEFAULT NULL,
-    overlap_tokens integer DEFAULT NULL)
+    overlap_tokens integer DEFAULT NULL,
+    distance      text DEFAULT NULL)
 LANGUAGE plpgsql
 AS $proc$
 DECLARE
@@ -142,7 +147,7 @@ DECLARE
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM pgbert.setup_embedding(tbl, source_column, vector_column, strategy, lexical, chunk_tokens,
-                                   coalesce(overlap_tokens, least(32, chunk_tokens / 8)));
+                                   coalesce(overlap_tokens, least(32, chunk_tokens / 8)), lower(distance));
     IF backfill THEN
         CALL pgbert.backfill(tbl, batch_size);
     END IF;
@@ -152,8 +157,8 @@ BEGIN
     PERFORM pg_catalog.set_config('search_path', caller_path, true);
 END
 $proc$;
-COMMENT ON PROCEDURE pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer, integer) IS
-    'Table owner: rows embed themselves from now on (vector column <source>_embedding added if missing), existing rows are backfilled in committed batches, then an HNSW index is built. lexical => ''japanese'' | ''auto'' | a text search configuration adds a lexical side (<source>_lexemes, GIN) for hybrid search. chunk_tokens => n (overlap_tokens => m, default n/8 up to 32) embeds long texts in chunks of n tokens, kept in <table>_chunks; search() then returns each row''s best passage.';
+COMMENT ON PROCEDURE pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer, integer, text) IS
+    'Table owner: rows embed themselves from now on (vector column <source>_embedding added if missing), existing rows are backfilled in committed batches, then an HNSW index is built. lexical => ''japanese'' | ''auto'' | a text search configuration adds a lexical side (<source>_lexemes, GIN) for hybrid search. chunk_tokens => n (overlap_tokens => m, default n/8 up to 32) embeds long texts in chunks of n tokens, kept in <table>_chunks; search() then returns each row''s best passage. distance => ''cosine'' | ''l2'' | ''inner_product'' picks the index''s operator (<=>, <->, <#>; default: cosine for normalised models): write that operator in your queries.';
 
 -- Run as pgbert's owner, for the table's owner only: drops exactly what pgbert made for this table (its
 -- triggers, its write-back function, the chunk table it recorded) and, asked to, the columns it added.

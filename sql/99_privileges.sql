@@ -38,7 +38,7 @@ GRANT EXECUTE ON FUNCTION
     pgbert.pending_rows(regclass), pgbert.lexemes(text, text), pgbert.query_lexemes(text, text),
     pgbert.text_language(text), pgbert.embed_chunks(text[], integer, integer),
     -- SECURITY DEFINER entry point: checks that the caller owns the table
-    pgbert.setup_embedding(regclass, name, name, text, text, integer, integer),
+    pgbert.setup_embedding(regclass, name, name, text, text, integer, integer, text),
     -- attached by setup_embedding (as pgbert's owner), fired as whoever writes
     pgbert.embed_row(), pgbert.batch_start(), pgbert.batch_end(),
     -- caller's rights: the steps of enable_embedding, backfill and search, and the write-back
@@ -59,7 +59,7 @@ GRANT EXECUTE ON FUNCTION
     pgbert._insert_chunks(pgbert.embedded_tables, jsonb, jsonb)
 TO pgbert_user;
 GRANT EXECUTE ON PROCEDURE
-    pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer, integer),
+    pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer, integer, text),
     pgbert.disable_embedding(regclass, boolean), pgbert.backfill(regclass, integer)
 TO pgbert_user;
 

@@ -6,6 +6,7 @@ Create Date: 2026-12-06
 
 - pgbert.embedded_tables gains source_attnum, vector_attnum, key_attnum and lexical_attnum: a column is
   the same column through renames (its name is refreshed from its number after every ALTER TABLE).
+- The registry's metric may also be 'inner_product' (enable_embedding's distance => ...).
 - Row-level security on the registry and its write policies go: no role but the installer writes it (the
   entry points in sql/ are SECURITY DEFINER and check the caller); sql/99_privileges.sql revokes the
   table-level INSERT, UPDATE and DELETE that pgbert_user had (and with them LOCK ... EXCLUSIVE).
@@ -34,6 +35,8 @@ def upgrade() -> None:
                           lexical_attnum = {unchunked.format(ATTNUM.format('lexical_column'))}""")
     op.execute("DELETE FROM pgbert.embedded_tables WHERE source_attnum IS NULL")  # a column gone: embedding was off
     op.execute("ALTER TABLE pgbert.embedded_tables ALTER COLUMN source_attnum SET NOT NULL")
+    op.execute("ALTER TABLE pgbert.embedded_tables DROP CONSTRAINT embedded_tables_metric_check, ADD CONSTRAINT "
+               "embedded_tables_metric_check CHECK (metric IN ('cosine', 'l2', 'inner_product'))")
     op.execute("DROP POLICY owner_writes ON pgbert.embedded_tables")
     op.execute("DROP POLICY admin_forgets_missing ON pgbert.embedded_tables")
     op.execute("DROP POLICY readable ON pgbert.embedded_tables")
@@ -51,5 +54,7 @@ def downgrade() -> None:
     op.execute("""
         CREATE POLICY admin_forgets_missing ON pgbert.embedded_tables FOR DELETE TO pgbert_admin
             USING (NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = relid::oid))""")
+    op.execute("ALTER TABLE pgbert.embedded_tables DROP CONSTRAINT embedded_tables_metric_check, ADD CONSTRAINT "
+               "embedded_tables_metric_check CHECK (metric IN ('cosine', 'l2'))")
     op.execute("ALTER TABLE pgbert.embedded_tables DROP COLUMN source_attnum, DROP COLUMN vector_attnum, "
                "DROP COLUMN key_attnum, DROP COLUMN lexical_attnum")

@@ -54,3 +54,35 @@ def test_embed_batch_embeds_each_text_once(conn, query):
     before = int(status(conn)["backend_texts"])
     assert conn.execute(query, {"texts": texts}).fetchone() == (300,)
     assert int(status(conn)["backend_texts"]) - before == 300
+
+
+# ---- the query forms people write ------------------------------------------------------------------------------
+def plan(conn, query):
+    return "\n".join(r[0] for r in conn.execute("EXPLAIN " + query))
+
+
+def test_the_tutorials_l2_operator_uses_the_index(conn):
+    conn.execute("INSERT INTO text_embeddings (text) SELECT 'row ' || g FROM generate_series(1, 50) g")
+    conn.execute("SET enable_seqscan = off")  # a 50-row table: what matters is that the index can serve <->
+    assert "Index Scan" in plan(conn, "SELECT id FROM text_embeddings ORDER BY embedding <-> embed('row 7') LIMIT 5")
+    assert conn.execute("SELECT text FROM search('row 7', 1)").fetchone() == ("row 7",)
+
+
+@pytest.mark.parametrize("distance, operator", [("cosine", "<=>"), ("l2", "<->"), ("inner_product", "<#>")])
+def test_each_distance_gets_an_index_its_operator_uses_and_search_agrees(conn, distance, operator):
+    conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text)")
+    conn.execute("INSERT INTO docs SELECT g, 'document number ' || g FROM generate_series(1, 40) g")
+    conn.execute(f"CALL pgbert.enable_embedding('docs', 'body', distance => '{distance}')")
+    assert conn.execute("SELECT metric FROM pgbert.enabled_tables WHERE relid = 'docs'::regclass").fetchone() == (
+        distance,)
+    conn.execute("SET enable_seqscan = off")
+    query = f"SELECT id FROM docs ORDER BY body_embedding {operator} embed('document number 12', 'query') LIMIT 5"
+    assert "Index Scan" in plan(conn, query)
+    conn.execute("RESET enable_seqscan")
+    exact = [str(r[0]) for r in conn.execute(query.replace("LIMIT 5", "LIMIT 3"))]
+    assert [r[0] for r in conn.execute("SELECT id FROM search('document number 12', 3, 'docs')")] == exact
+    with pytest.raises(psycopg.errors.DuplicateObject, match="distance is"):
+        other = "l2" if distance != "l2" else "cosine"
+        conn.execute(f"CALL pgbert.enable_embedding('docs', 'body', distance => '{other}')")
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        conn.execute("CALL pgbert.enable_embedding('docs', 'body', distance => 'manhattan')")

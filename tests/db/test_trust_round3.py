@@ -96,7 +96,7 @@ def test_only_the_owner_enables_or_disables_through_the_definer_entry_points(con
     conn.execute(f"CREATE TABLE {alice}.docs (id int PRIMARY KEY, body text)")
     as_role(conn, mallory)
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be the owner"):
-        conn.execute(f"SELECT pgbert.setup_embedding('{alice}.docs', 'body', NULL, 'batch', NULL, NULL, NULL)")
+        conn.execute(f"SELECT pgbert.setup_embedding('{alice}.docs', 'body', NULL, 'batch', NULL, NULL, NULL, NULL)")
     as_role(conn, alice)
     conn.execute(f"CALL pgbert.enable_embedding('{alice}.docs', 'body', build_index => false)")
     as_role(conn, mallory)
