@@ -15,6 +15,15 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+def local_cluster(paths: Paths | None = None) -> Cluster:
+    """The local cluster, on its own port; says on stderr (stdout stays a clean URL) when PGBERT_PORT differs."""
+    cluster = Cluster(paths)
+    note = cluster.port_mismatch()
+    if note:
+        print(f"pgbert: {note}", file=sys.stderr, flush=True)
+    return cluster
+
+
 def cmd_export(args) -> int:
     from pgbert_export import ExportError, export_model
 
@@ -32,7 +41,7 @@ def cmd_export(args) -> int:
     if args.activate:
         import psycopg2
 
-        with psycopg2.connect(args.url or Cluster().url()) as conn, conn.cursor() as cur:
+        with psycopg2.connect(args.url or local_cluster().url()) as conn, conn.cursor() as cur:
             cur.execute("SELECT pgbert.use_model(%s)", (os.path.realpath(output),))
             say(f"active model: {cur.fetchone()[0]}")
     return 0
@@ -66,7 +75,7 @@ def cmd_setup(args) -> int:
         return 1
     bundle = ensure_model(paths, args.model)
     cluster = Cluster(paths)
-    cluster.start(echo=say)
+    cluster.start(echo=say)  # moves a stopped cluster to PGBERT_PORT; refuses while it runs on another port
     cluster.ensure_database()
     say("schema: alembic upgrade head")
     migrate(cluster, bundle)
@@ -81,7 +90,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_db(args) -> int:
-    cluster = Cluster()
+    cluster = Cluster() if args.action == "start" else local_cluster()
     if args.action == "url":
         print(cluster.url(args.database))
         return 0

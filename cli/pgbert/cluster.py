@@ -3,11 +3,18 @@
 PostgreSQL refuses to run as root, so when we are root every server command runs as `postgres`.
 The cluster listens on its Unix socket only (no TCP), with trust authentication for local users
 who can reach the socket directory (mode 0700: its owner, and root).
+
+The port lives with the cluster: initdb's postgresql.auto.conf records it, and every later command
+reads it from there, so `PGBERT_PORT=55434 make demo` is followed by a `pgbert db url` on 55434
+without PGBERT_PORT. PGBERT_PORT picks the port of a new cluster; given for an existing cluster on
+another port, `start` moves a stopped cluster to it and refuses (saying what to do) while it runs;
+the other commands keep to the cluster's port and say that PGBERT_PORT was ignored.
 """
 from __future__ import annotations
 
 import os
 import pwd
+import re
 import subprocess
 from urllib.parse import quote
 
@@ -18,12 +25,31 @@ class ClusterError(Exception):
     pass
 
 
+_PORT_LINE = re.compile(r"^\s*port\s*=?\s*'?(\d+)'?\s*(?:#.*)?$")
+
+
+def _port_number(value: str | int, source: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise ClusterError(f"{source} must be a port number (1-65535), not {value!r}")
+    return port
+
+
 class Cluster:
     def __init__(self, paths: Paths | None = None, port: int | None = None):
         self.paths = paths or Paths.default()
         env = self.paths.env()
         self.bin = env.get("PG_BIN") or self._find_bin()
-        self.port = int(port or os.environ.get("PGBERT_PORT") or env.get("PORT") or DEFAULT_PORT)
+        # requested: what the caller asked for (the port argument, else PGBERT_PORT); None: nothing asked
+        self.requested_from = "port" if port else ("PGBERT_PORT" if os.environ.get("PGBERT_PORT") else None)
+        self.requested = _port_number(port or os.environ["PGBERT_PORT"], self.requested_from) \
+            if self.requested_from else None
+        # the cluster's own port (None while there is no cluster) wins over what was asked for
+        self.configured = self.configured_port()
+        self.port = self.configured or self.requested or _port_number(env.get("PORT") or DEFAULT_PORT, "PORT")
         self.owner = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
 
     @staticmethod
@@ -56,6 +82,34 @@ class Cluster:
     def initialized(self) -> bool:
         return os.path.exists(os.path.join(self.paths.data, "PG_VERSION"))
 
+    def _conf_files(self) -> list[str]:
+        # postgresql.auto.conf (initdb's settings, ALTER SYSTEM) overrides postgresql.conf
+        return [os.path.join(self.paths.data, name) for name in ("postgresql.conf", "postgresql.auto.conf")]
+
+    def configured_port(self) -> int | None:
+        """The port the cluster's configuration gives the server; None without a (readable) cluster."""
+        if not self.initialized():
+            return None
+        port = None
+        for path in self._conf_files():
+            try:
+                with open(path) as f:
+                    for line in f:
+                        match = _PORT_LINE.match(line)
+                        if match:
+                            port = int(match.group(1))
+            except OSError:
+                pass
+        return port
+
+    def port_mismatch(self) -> str | None:
+        """What to tell the user when PGBERT_PORT (or the port argument) differs from the cluster's port."""
+        if not (self.requested and self.configured and self.requested != self.configured):
+            return None
+        return (f"{self.requested_from}={self.requested} is ignored: the cluster in {self.paths.data} is on port "
+                f"{self.configured}. To move it: .venv/bin/pgbert db stop, then "
+                f"PGBERT_PORT={self.requested} .venv/bin/pgbert db start; or unset PGBERT_PORT.")
+
     def running(self) -> bool:
         if not self.initialized():
             return False
@@ -83,9 +137,29 @@ class Cluster:
                     "maintenance_work_mem = 512MB\n")
         return True
 
-    def start(self, echo=print) -> bool:
+    def move(self, port: int, echo=print) -> None:
+        """Set the (stopped) cluster's port in postgresql.auto.conf: the file keeps its owner and mode."""
         if self.running():
+            raise ClusterError(f"the cluster is running on port {self.port}; stop it before moving it")
+        path = self._conf_files()[-1]
+        with open(path) as f:
+            lines = [line for line in f if not _PORT_LINE.match(line)]
+        echo(f"moving the cluster from port {self.port} to port {port} ({self.requested_from}={port})")
+        with open(path, "w") as f:
+            f.writelines([*lines, f"port = {port}\n"])
+        self.configured = self.port = port
+
+    def start(self, echo=print) -> bool:
+        """Start the cluster (initdb first if there is none). PGBERT_PORT other than the cluster's port moves
+        a stopped cluster to it; while the cluster runs on another port, that is an error saying what to do."""
+        if self.running():
+            if self.port_mismatch():
+                raise ClusterError(f"the cluster in {self.paths.data} is running on port {self.port}, not "
+                                   f"{self.requested_from}={self.requested}. To move it: .venv/bin/pgbert db stop, "
+                                   f"then run this again; to keep port {self.port}: unset PGBERT_PORT.")
             return False
+        if self.port_mismatch():
+            self.move(self.requested, echo)
         self.init(echo)
         echo(f"starting PostgreSQL on port {self.port} (socket {self.paths.run}, log {self.paths.log})")
         proc = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", self.paths.data, "-l", self.paths.log,

@@ -29,6 +29,36 @@ def test_db_status_reports_running():
     assert out.returncode == 0 and "running" in out.stdout
 
 
+def test_db_url_and_status_report_the_port_the_cluster_was_made_with(tmp_path):
+    """Issue 20: `PGBERT_PORT=55434 make demo`, then a plain `pgbert db url` / `db status` say 55434 (the port
+    is read from the cluster's postgresql.auto.conf). A stopped stand-in cluster in a temporary PGBERT_HOME."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "PG_VERSION").write_text("15\n")
+    (data / "postgresql.auto.conf").write_text("port = 55434\nlisten_addresses = ''\n")
+    env = {k: v for k, v in os.environ.items() if k != "PGBERT_PORT"} | {"PGBERT_HOME": str(tmp_path)}
+    url = run(*PGBERT, "db", "url", env=env)
+    assert url.returncode == 0 and url.stderr == "", url.stderr
+    assert url.stdout.strip().endswith("&port=55434")
+    status = run(*PGBERT, "db", "status", env=env)
+    assert status.returncode == 3 and "cluster: stopped" in status.stdout, status.stdout + status.stderr
+    assert "port: 55434" in status.stdout
+
+
+def test_another_pgbert_port_than_the_running_clusters_is_ignored_and_said():
+    """The running cluster's port wins (its URL works); stderr says PGBERT_PORT was ignored and how to move it."""
+    from helpers import CLUSTER
+
+    other = str(CLUSTER.port + 7)
+    env = {**os.environ, "PGBERT_PORT": other}
+    url = run(*PGBERT, "db", "url", env=env)
+    assert url.returncode == 0 and url.stdout.strip() == CLUSTER.url()
+    assert f"PGBERT_PORT={other} is ignored" in url.stderr and "pgbert db stop" in url.stderr
+    status = run(*PGBERT, "db", "status", env=env)
+    assert status.returncode == 0 and "cluster: running" in status.stdout
+    assert f"port: {CLUSTER.port}" in status.stdout and "is ignored" in status.stderr
+
+
 def test_export_error_is_one_clear_line(tmp_path):
     out = run(*PGBERT, "export", "no-such-org/no-such-model", "-o", str(tmp_path / "b"),
               env={**os.environ, "HF_HUB_OFFLINE": "1"})
