@@ -79,7 +79,7 @@ LANGUAGE sql STABLE STRICT COST 1000000
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pgbert.embed(text, 'document'::pg_catalog.text) $$;
 COMMENT ON FUNCTION public.embed(text) IS
-    'Embeds one text with the active model (pgbert.models); NULL gives NULL. Text past the model''s window is ignored; more than the max_input_chars setting is refused (SQLSTATE 54000). The same text twice costs one model call (cache: embed_cache_mb).';
+    'Embeds one text with the active model (pgbert.models); NULL gives NULL. Text past the model''s window is ignored; more than the max_input_chars setting is refused (SQLSTATE 54000). The same text twice costs one model call (a per-backend cache for the current role: embed_cache_mb).';
 
 CREATE OR REPLACE FUNCTION public.embed(text text, kind text) RETURNS @vector_schema@.vector
 LANGUAGE sql STABLE STRICT COST 1000000
@@ -124,7 +124,7 @@ if "pgbert_api" not in GD:
 return GD["pgbert_api"].query_lexemes(plpy, query, config)
 $$;
 COMMENT ON FUNCTION pgbert.query_lexemes(text, text) IS
-    'The distinct lexemes a search query looks for under a lexical config (empty when it has none).';
+    'The distinct lexemes a search query looks for under a lexical config (empty when it has none); a query over 10,000 characters is refused (SQLSTATE 54000).';
 
 CREATE OR REPLACE FUNCTION pgbert.text_language(text text) RETURNS text
 LANGUAGE plpython3u IMMUTABLE STRICT
@@ -157,7 +157,7 @@ if "pgbert_api" not in GD:
 return GD["pgbert_api"].status(plpy)
 $$;
 COMMENT ON FUNCTION pgbert.status() IS
-    'The active model, its bundle, where it runs (the model host: pid, memory, counters; or this backend), the runtime and this backend''s counters; a broken model shows as ok=false with the problem.';
+    'The active model, its bundle, where it runs (the model host, or this backend); to pgbert_admin members also the counters (model host pid, memory, requests; this backend''s calls and vector cache); a broken model shows as ok=false with the problem.';
 
 -- The model in use, for humans.
 CREATE OR REPLACE VIEW pgbert.active_model AS

@@ -83,9 +83,10 @@ class Budget:
 
 
 class InFlight:
-    """The memory the requests being answered hold. A request waits while it would leave less than its reserve
-    (memory_reserve_mb) of the memory available, the others' holdings counted as not yet allocated (they may
-    be counted twice: the guard errs on the safe side); one that does not fit even alone is refused."""
+    """The memory that the requests being answered hold. A request waits while, with what the others hold
+    counted as not yet allocated (it may be counted twice: the guard errs on the safe side), it would leave less
+    than its reserve (memory_reserve_mb) of the memory available; alone, it runs, as a backend's own call would
+    (its size is bounded by max_input_chars)."""
 
     def __init__(self):
         self.condition = threading.Condition()
@@ -95,11 +96,7 @@ class InFlight:
     def hold(self, need: int, reserve_mb, check):
         reserve = memory.reserve_bytes(reserve_mb)
         with self.condition:
-            while need and not self._fits(need, reserve):
-                if self.held == 0:
-                    raise memory.NotEnoughMemory(
-                        f"not enough memory in the model host for this request: its texts need about "
-                        f"{need // 2**20} MB, with {reserve // 2**20} MB to keep free (memory_reserve_mb)")
+            while self.held and not self._fits(need, reserve):
                 self.condition.wait(WAIT_SECONDS)
                 check()
             self.held += need

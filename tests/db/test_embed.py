@@ -93,5 +93,5 @@ def test_the_planner_prefers_the_index_to_calling_embed_per_row(conn):
     conn.execute("INSERT INTO text_embeddings (text) SELECT 'row ' || g FROM generate_series(1, 50) g")
     conn.execute("ANALYZE text_embeddings")
     plan = "\n".join(r[0] for r in conn.execute(
-        "EXPLAIN SELECT id FROM text_embeddings ORDER BY embedding <=> embed('x') LIMIT 5").fetchall())
+        "EXPLAIN SELECT id FROM text_embeddings ORDER BY embedding <-> embed('x') LIMIT 5").fetchall())
     assert "Index Scan using text_embeddings_embedding" in plan, plan

@@ -69,14 +69,23 @@ def test_hybrid_embeds_the_query_once(conn, docs):
 
 
 @pytest.mark.parametrize("query", ["。。。", "", "   ", "!!!???", "の", "'\\\"&|!():*<->", "ゲーム game 游戏 게임",
-                                   "ゲーム" * 300_000], ids=["punct-ja", "empty", "spaces", "punct", "particle",
-                                                              "tsquery-syntax", "mixed-scripts", "1MB"])
+                                   "ゲーム" * 3_333], ids=["punct-ja", "empty", "spaces", "punct", "particle",
+                                                           "tsquery-syntax", "mixed-scripts", "longest"])
 def test_odd_queries_give_defined_results(conn, docs, query):
     lexical = conn.execute("SELECT count(*) FROM search(%s, 5, 'docs', 'lexical')", (query,)).fetchone()[0]
     hybrid = conn.execute("SELECT count(*) FROM search(%s, 5, 'docs')", (query,)).fetchone()[0]
     # The one row shares no lexeme with any of these queries; the vector side always finds it.
     assert lexical == 0 and hybrid == 1
     assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_query_longer_than_the_lexical_limit_is_a_clear_54000(conn, docs):
+    for mode in ("lexical", "hybrid"):
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="search query of 900000 characters") as info:
+            conn.execute("SELECT count(*) FROM search(%s, 5, 'docs', %s)", ("ゲーム" * 300_000, mode))
+        assert "shorter query" in info.value.diag.message_hint
+    vector = conn.execute("SELECT count(*) FROM search(%s, 5, 'docs', 'vector')", ("ゲーム" * 300_000,))
+    assert vector.fetchone() == (1,)  # the model reads its window of any query
 
 
 def test_bad_modes_and_configs_are_clear_errors(conn, docs):

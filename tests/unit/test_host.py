@@ -245,23 +245,36 @@ def test_the_host_gets_only_what_the_model_reads_of_a_huge_text(served, tiny_bun
     assert np.array_equal(np.array(vector), here.encode([text])[0])
 
 
-def test_request_memory_is_counted_freed_and_refused_when_it_cannot_fit(monkeypatch):
-    in_flight, mb = host.InFlight(), 2**20
+def test_requests_wait_while_the_memory_others_hold_leaves_too_little(monkeypatch):
+    in_flight, mb, order = host.InFlight(), 2**20, []
     monkeypatch.setattr(memory, "available_bytes", lambda: 1000 * mb)
 
     def gone():
         raise host.ClientGone()
 
+    def run_second():
+        with in_flight.hold(300 * mb, "256", lambda: None):
+            order.append("second")
+
     with in_flight.hold(600 * mb, "256", lambda: None):
         assert in_flight.held == 600 * mb
-        # waits for the first to finish (600 + 300 + 256 > 1000); its backend leaves meanwhile
+        # 600 + 300 + 256 > 1000: it waits for the first to finish; its backend leaves meanwhile
         with pytest.raises(host.ClientGone), in_flight.hold(300 * mb, "256", gone):
             pass
+        second = threading.Thread(target=run_second)
+        second.start()
+        time.sleep(3 * host.WAIT_SECONDS)
+        order.append("first done")
+    second.join(5)
+    assert order == ["first done", "second"] and in_flight.held == 0
+
+
+def test_a_request_alone_always_runs(monkeypatch):
+    in_flight = host.InFlight()
+    monkeypatch.setattr(memory, "available_bytes", lambda: 0)
+    with in_flight.hold(800 * 2**20, "256", lambda: None):  # as a backend's own call would
+        assert in_flight.held == 800 * 2**20
     assert in_flight.held == 0
-    with pytest.raises(NotEnoughMemory, match="keep free"), in_flight.hold(800 * mb, "256", lambda: None):
-        pass  # cannot fit even alone: refused, not queued
-    with in_flight.hold(800 * mb, "0", lambda: None):
-        assert in_flight.held == 800 * mb
 
 
 def test_the_request_bytes_are_freed_before_the_work(served, tiny_bundle):
