@@ -26,5 +26,11 @@ call_command("migrate", "django_demo", verbosity=0)
 Doc.objects.bulk_create([Doc(body="compress files with gzip"), Doc(body="a game about ancient wars")])
 doc = Doc.objects.get(body__startswith="a game")
 assert doc.body_embedding is not None  # filled by the database on INSERT
-nearest = Doc.objects.order_by(CosineDistance("body_embedding", Func(Value("strategy games"), function="embed")))
+note = Doc.objects.create(body="notes on terminal emulators")  # the instance keeps body_embedding = None ...
+note.save()  # ... and save() writes it back: the database embeds the row again instead of storing NULL
+nearest_to_note = "SELECT * FROM django_docs WHERE id = (SELECT id::bigint FROM search(%s, 1, 'django_docs'))"
+found = Doc.objects.raw(nearest_to_note, [note.body])
+assert [d.pk for d in found] == [note.pk] and Doc.objects.get(pk=note.pk).body_embedding is not None
+nearest = Doc.objects.filter(pk__lt=note.pk).order_by(
+    CosineDistance("body_embedding", Func(Value("strategy games"), function="embed")))
 print(nearest.first().body)

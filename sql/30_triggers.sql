@@ -3,7 +3,7 @@
 --
 --   trigger               fires                                 function                  handler
 --   pgbert_embed_insert   BEFORE INSERT, each row               pgbert.embed_row()        triggers.embed_row
---   pgbert_embed_update   BEFORE UPDATE OF source, each row     pgbert.embed_row()        triggers.embed_row
+--   pgbert_embed_update   BEFORE UPDATE OF source, vector, row  pgbert.embed_row()        triggers.embed_row
 --   pgbert_batch_start    BEFORE INSERT, each statement         pgbert.batch_start()      triggers.batch_start
 --   pgbert_batch_write    AFTER INSERT, each statement          pgbert.write_back_<oid>   32_write_back.sql
 --   pgbert_batch_end      AFTER INSERT, each statement          pgbert.batch_end()        triggers.batch_end
@@ -155,8 +155,10 @@ BEGIN
     EXECUTE format('CREATE TRIGGER pgbert_embed_insert BEFORE INSERT ON %s FOR EACH ROW '
                    'EXECUTE FUNCTION pgbert.embed_row(%L, %L, %L, %L%s)',
                    tbl, cfg.source_column, cfg.vector_column, cfg.strategy, tbl::oid, lexical);
-    EXECUTE format('CREATE TRIGGER pgbert_embed_update BEFORE UPDATE OF %1$I ON %2$s FOR EACH ROW '
-                   'WHEN (OLD.%1$I IS DISTINCT FROM NEW.%1$I) '
+    -- An UPDATE that changes the text, or that leaves a row with text but no vector (an ORM's save() of a
+    -- stale instance, an upsert copying EXCLUDED.*): other updates never call the model.
+    EXECUTE format('CREATE TRIGGER pgbert_embed_update BEFORE UPDATE OF %1$I, %3$I ON %2$s FOR EACH ROW '
+                   'WHEN (OLD.%1$I IS DISTINCT FROM NEW.%1$I OR (NEW.%3$I IS NULL AND NEW.%1$I IS NOT NULL)) '
                    'EXECUTE FUNCTION pgbert.embed_row(%1$L, %3$L, %4$L, %5$L%6$s)',
                    cfg.source_column, tbl, cfg.vector_column, 'row', tbl::oid, lexical);
 END

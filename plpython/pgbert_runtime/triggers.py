@@ -6,7 +6,7 @@ one-row INSERT ... RETURNING shows its vector and the row is written once) and l
 table's write-back function, which embeds them after the statement in batched model calls;
 `batch_end` (AFTER STATEMENT) closes the statement. A row whose table has no statement in progress —
 one inserted straight into a partition, whose parent's statement triggers do not fire — is embedded
-inline. UPDATEs of the source text are always embedded inline.
+inline. UPDATEs of the source text (or that leave a row with text without its vector) are embedded inline.
 
 State lives in this module, i.e. once per backend, keyed by the registered table's oid. A statement that
 fails never runs batch_end, so its state outlives it (security finding 9): every state therefore names the
@@ -81,7 +81,7 @@ def _batch_of(plpy, TD, table: int) -> Batch | None:
 
 
 def embed_row(plpy, TD, embed=None, lexemes=sql_api.document_lexemes):
-    """BEFORE INSERT / UPDATE OF source, FOR EACH ROW. Arguments: source column, vector column, strategy,
+    """BEFORE INSERT / UPDATE OF source or vector, FOR EACH ROW. Arguments: source column, vector column, strategy,
     oid of the registered table (a partition's rows find their parent's statement by it), and, for a
     table with a lexical side, its tsvector column and lexical config. The lexical side is always filled
     inline: analysing a text costs far less than embedding it."""
@@ -92,7 +92,10 @@ def embed_row(plpy, TD, embed=None, lexemes=sql_api.document_lexemes):
         column, config = lexical_side
         new[column] = lexemes(plpy, new[source], config)
     if TD["event"] == "UPDATE":
-        new[target] = embed(plpy, new[source])  # the WHEN clause fired us: the text changed
+        # The WHEN clause fired us: the text changed, or the row has text and no vector (an ORM's save() or an
+        # upsert wrote the stale NULL of an instance back). A new vector the client sent with a new text is kept.
+        if new[source] is None or new[target] is None or new[target] == TD["old"][target]:
+            new[target] = embed(plpy, new[source])
         return "MODIFY"
     if new[target] is not None or new[source] is None:
         # an explicit vector from the client is kept; no text, no vector

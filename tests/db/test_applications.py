@@ -50,7 +50,8 @@ def test_sqlalchemy_orm_sync_then_asyncio(conn, tiny_bundle):
 
 def test_django_model_migration_and_ordering(conn, tiny_bundle):
     assert run_example(conn, tiny_bundle, "django_example.py").strip() in TWO
-    assert conn.execute("SELECT count(*), count(body_embedding) FROM django_docs").fetchone() == (2, 2)
+    # the two rows, and the note created then saved
+    assert conn.execute("SELECT count(*), count(body_embedding) FROM django_docs").fetchone() == (3, 3)
     assert conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'django_docs' AND indexdef LIKE '%hnsw%'"
                         ).fetchone() == (1,)  # the migration's enable_embedding ran
 

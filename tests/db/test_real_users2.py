@@ -86,3 +86,44 @@ def test_each_distance_gets_an_index_its_operator_uses_and_search_agrees(conn, d
         conn.execute(f"CALL pgbert.enable_embedding('docs', 'body', distance => '{other}')")
     with pytest.raises(psycopg.errors.InvalidParameterValue):
         conn.execute("CALL pgbert.enable_embedding('docs', 'body', distance => 'manhattan')")
+
+
+# ---- an ORM's save() and an upsert never leave a row with text without its vector -------------------------------
+@pytest.mark.parametrize("options", ["", ", strategy => 'row'", ", lexical => 'english'"])
+def test_writing_back_a_stale_null_vector_re_embeds(conn, options):
+    conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text, tag text)")
+    conn.execute(f"CALL pgbert.enable_embedding('docs', 'body'{options})")
+    conn.execute("INSERT INTO docs VALUES (1, 'alpha', 'a'), (2, 'beta', 'b'), (3, 'gamma', 'c')")
+    # Django's save() of an instance made by create(): every column, the stale NULL vector included
+    conn.execute("UPDATE docs SET body = body, tag = 'saved', body_embedding = NULL WHERE id = 1")
+    # an upsert that copies EXCLUDED.* with unchanged texts (the batch strategy leaves rows after the first NULL
+    # in EXCLUDED)
+    conn.execute("INSERT INTO docs AS d VALUES (1, 'alpha', 'a'), (2, 'beta', 'b'), (3, 'gamma', 'c') "
+                 "ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body, body_embedding = EXCLUDED.body_embedding")
+    assert conn.execute("SELECT count(*) FROM docs WHERE body_embedding IS NULL").fetchone() == (0,)
+    assert conn.execute("SELECT pgbert.pending_rows('docs')").fetchone() == (0,)
+    # A vector the client sends is kept (the tutorial's flow), with a new text or alone; a NULL text clears it.
+    mine = "[" + ",".join(["0.5"] * 32) + "]"
+    conn.execute("UPDATE docs SET body = 'delta', body_embedding = %s WHERE id = 2", (mine,))
+    conn.execute("UPDATE docs SET body_embedding = %s WHERE id = 3", (mine,))
+    assert conn.execute("SELECT count(*) FROM docs WHERE body_embedding = %s::vector", (mine,)).fetchone() == (2,)
+    conn.execute("UPDATE docs SET body = NULL WHERE id = 3")
+    assert conn.execute("SELECT body_embedding FROM docs WHERE id = 3").fetchone() == (None,)
+    # Other columns alone never call the model.
+    before = int(status(conn)["backend_texts"])
+    conn.execute("UPDATE docs SET tag = 'again'")
+    assert int(status(conn)["backend_texts"]) == before
+
+
+def test_an_upsert_keeps_the_chunks_of_a_chunked_table(conn):
+    conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text)")
+    conn.execute("CALL pgbert.enable_embedding('docs', 'body', chunk_tokens => 16)")
+    conn.execute("INSERT INTO docs VALUES (1, 'alpha'), (2, 'beta'), (3, 'gamma')")
+    conn.execute("INSERT INTO docs AS d VALUES (1, 'alpha'), (2, 'beta changed'), (3, 'gamma') "
+                 "ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body")
+    assert conn.execute("SELECT pgbert.pending_rows('docs')").fetchone() == (0,)
+    assert conn.execute("SELECT count(DISTINCT row_key) FROM docs_chunks").fetchone() == (3,)
+
+
+def test_the_django_example_saves_and_finds(conn, tiny_bundle):
+    assert run_example(conn, tiny_bundle, "django_example.py").strip() in TWO
