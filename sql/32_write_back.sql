@@ -9,13 +9,14 @@
 -- ---------------------------------------------------------------------------------------------------
 
 -- The registry row of the table being written back; raises once the table has another owner than the
--- role running this (its write-back function was not re-owned).
+-- role running this (its write-back function was not re-owned: even a superuser's must not run on).
 CREATE OR REPLACE FUNCTION pgbert._writer_config(tbl oid) RETURNS pgbert.embedded_tables
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    IF NOT pg_has_role(current_user, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE') THEN
+    IF (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl)
+       IS DISTINCT FROM (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
         RAISE EXCEPTION 'pgbert: the owner of % changed; its write-back function was not re-owned', tbl::regclass
               USING ERRCODE = 'insufficient_privilege',
                     HINT = 'CALL pgbert.disable_embedding(table), then pgbert.enable_embedding(...) again.';
