@@ -7,7 +7,7 @@
 -- {"hits": [{row_key, chunk, score, rank_key}, ...], "seen": chunks the larger side ranked}.
 CREATE OR REPLACE FUNCTION pgbert._best_chunks(chunks pgbert.embedded_tables, key_eq text, q @vector_schema@.vector,
                                                n integer, mode text, query text, wv float8, wl float8, c float8,
-                                               k integer)
+                                               k integer, filter jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -16,12 +16,12 @@ DECLARE
     picked jsonb;
 BEGIN
     EXECUTE format(
-            'WITH va AS MATERIALIZED (SELECT c.row_key, c.chunk, r.rank FROM pgbert._vector_ranking($1, $2, $3) r
+            'WITH va AS MATERIALIZED (SELECT c.row_key, c.chunk, r.rank FROM pgbert._vector_ranking($1, $2, $3, $10) r
                                         JOIN %1$s c ON c.ctid = r.row_id),
                   la AS MATERIALIZED (SELECT c.row_key, c.chunk, r.rank, r.score
                                         FROM pgbert._lexical_ranking($1, CASE WHEN $4 <> ''vector''
                                                                               THEN pgbert.query_lexemes($5, ($1).lexical_config)
-                                                                              ELSE ''{}'' END, $3) r
+                                                                              ELSE ''{}'' END, $3, $10) r
                                         JOIN %1$s c ON c.ctid = r.row_id),
                   vr AS (SELECT v.*, row_number() OVER (ORDER BY v.rank) AS place
                            FROM (SELECT DISTINCT ON (row_key) * FROM va ORDER BY row_key, rank) v),
@@ -39,11 +39,13 @@ BEGIN
                                        ''seen'', greatest((SELECT count(*) FROM va), (SELECT count(*) FROM la)))
                FROM f', pgbert._qualified(chunks.relid), key_eq)
     INTO picked
-    USING chunks, q, n, mode, query, wv, wl, c, k;
+    USING chunks, q, n, mode, query, wv, wl, c, k, filter;
     RETURN picked;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._best_chunks(pgbert.embedded_tables, text, @vector_schema@.vector, integer, text, text, float8, float8, float8, integer) IS
+DROP FUNCTION IF EXISTS pgbert._best_chunks(pgbert.embedded_tables, text, @vector_schema@.vector, integer, text, text, float8,
+                                            float8, float8, integer);
+COMMENT ON FUNCTION pgbert._best_chunks(pgbert.embedded_tables, text, @vector_schema@.vector, integer, text, text, float8, float8, float8, integer, jsonb) IS
     'Internal: the k best rows of a chunked table by their best chunk (chunks: the registry row pointed at the chunk table).';
 
 -- search() on a chunked table: each side ranks chunks (the same _vector_ranking and _lexical_ranking,
@@ -51,7 +53,8 @@ COMMENT ON FUNCTION pgbert._best_chunks(pgbert.embedded_tables, text, @vector_sc
 -- order, and each of the k rows comes with its best passage: from the vector side when it has one. Each
 -- side ranks n = max(hybrid_candidates, 10 k) chunks; when they hold fewer than k distinct rows and
 -- there are more chunks, n grows fourfold (past 1,000, pgvector's iterative index scan goes on).
-CREATE OR REPLACE FUNCTION pgbert._chunk_search(cfg pgbert.embedded_tables, query text, k integer, mode text)
+CREATE OR REPLACE FUNCTION pgbert._chunk_search(cfg pgbert.embedded_tables, query text, k integer, mode text,
+                                                filter jsonb)
 RETURNS TABLE (id text, content text, distance double precision, "row" jsonb, score double precision,
                passage text, passage_start integer, passage_end integer)
 LANGUAGE plpgsql STABLE
@@ -80,7 +83,7 @@ BEGIN
             PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);  -- an HNSW scan past ef_search
         END IF;
         picked := pgbert._best_chunks(chunks, key_eq, q, n, mode, query, coalesce(s.wv, 1), coalesce(s.wl, 1),
-                                      coalesce(s.c, 60), k);
+                                      coalesce(s.c, 60), k, filter);
         -- enough rows, or the rankings held every chunk there is (fewer than asked for)
         EXIT WHEN jsonb_array_length(picked->'hits') >= k OR (picked->>'seen')::integer < n;
         n := n * 4;
@@ -99,5 +102,6 @@ BEGIN
         USING picked->'hits', q;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._chunk_search(pgbert.embedded_tables, text, integer, text) IS
+DROP FUNCTION IF EXISTS pgbert._chunk_search(pgbert.embedded_tables, text, integer, text);
+COMMENT ON FUNCTION pgbert._chunk_search(pgbert.embedded_tables, text, integer, text, jsonb) IS
     'Internal: search() on a chunked table: k distinct rows ranked by their best chunk, with its passage.';

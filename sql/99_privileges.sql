@@ -28,13 +28,13 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgbert FROM PUBLIC, pgbert_user, pgbert_ad
 REVOKE ALL ON ALL PROCEDURES IN SCHEMA pgbert FROM PUBLIC, pgbert_user, pgbert_admin;
 REVOKE ALL ON FUNCTION public.embed(text), public.embed(text, text), public.embed_batch(text[]),
                        public.embed_batch(text[], text), public.search(text, integer),
-                       public.search(text, integer, regclass, text) FROM PUBLIC;
+                       public.search(text, integer, regclass, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgbert._boot() TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     public.embed(text), public.embed(text, text), public.embed_batch(text[]), public.embed_batch(text[], text),
     pgbert.embed(text, text), pgbert.embed_batch(text[]), pgbert.embed_batch(text[], text),
-    public.search(text, integer), public.search(text, integer, regclass, text), pgbert.status(),
+    public.search(text, integer), public.search(text, integer, regclass, text, jsonb), pgbert.status(),
     pgbert.pending_rows(regclass), pgbert.lexemes(text, text), pgbert.query_lexemes(text, text),
     pgbert.text_language(text), pgbert.embed_chunks(text[], integer, integer),
     -- SECURITY DEFINER entry point: checks that the caller owns the table
@@ -48,12 +48,13 @@ GRANT EXECUTE ON FUNCTION
     pgbert._qualified(oid), pgbert.row_visible(oid, smallint, smallint, anyelement),
     pgbert._backfill_batch(regclass, integer), pgbert._backfill_chunks_batch(regclass, integer),
     pgbert._backfill_lexemes_batch(regclass, integer),
-    pgbert._row_columns(pgbert.embedded_tables), pgbert._vector_ranking(pgbert.embedded_tables, @vector_schema@.vector, integer),
-    pgbert._lexical_ranking(pgbert.embedded_tables, text[], integer),
-    pgbert._fused_search(pgbert.embedded_tables, text, integer, text),
-    pgbert._chunk_search(pgbert.embedded_tables, text, integer, text),
+    pgbert._row_columns(pgbert.embedded_tables),
+    pgbert._vector_ranking(pgbert.embedded_tables, @vector_schema@.vector, integer, jsonb),
+    pgbert._lexical_ranking(pgbert.embedded_tables, text[], integer, jsonb),
+    pgbert._fused_search(pgbert.embedded_tables, text, integer, text, jsonb),
+    pgbert._chunk_search(pgbert.embedded_tables, text, integer, text, jsonb), pgbert._filter_clause(pgbert.embedded_tables, jsonb, text),
     pgbert._best_chunks(pgbert.embedded_tables, text, @vector_schema@.vector, integer, text, text, float8, float8, float8,
-                        integer),
+                        integer, jsonb),
     pgbert._writer_config(oid), pgbert._write_inserted(oid, jsonb), pgbert._write_updated(oid, jsonb, jsonb),
     pgbert._write_deleted(oid, jsonb), pgbert._write_truncated(oid),
     pgbert._insert_chunks(pgbert.embedded_tables, jsonb, jsonb)

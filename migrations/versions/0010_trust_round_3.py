@@ -7,6 +7,7 @@ Create Date: 2026-12-06
 - pgbert.embedded_tables gains source_attnum, vector_attnum, key_attnum and lexical_attnum: a column is
   the same column through renames (its name is refreshed from its number after every ALTER TABLE).
 - The registry's metric may also be 'inner_product' (enable_embedding's distance => ...).
+- search(text, integer, regclass, text) takes a filter too (sql/ creates it anew: CREATE OR REPLACE cannot).
 - Row-level security on the registry and its write policies go: no role but the installer writes it (the
   entry points in sql/ are SECURITY DEFINER and check the caller); sql/99_privileges.sql revokes the
   table-level INSERT, UPDATE and DELETE that pgbert_user had (and with them LOCK ... EXCLUSIVE).
@@ -37,6 +38,7 @@ def upgrade() -> None:
     op.execute("ALTER TABLE pgbert.embedded_tables ALTER COLUMN source_attnum SET NOT NULL")
     op.execute("ALTER TABLE pgbert.embedded_tables DROP CONSTRAINT embedded_tables_metric_check, ADD CONSTRAINT "
                "embedded_tables_metric_check CHECK (metric IN ('cosine', 'l2', 'inner_product'))")
+    op.execute("DROP FUNCTION IF EXISTS public.search(text, integer, regclass, text)")
     op.execute("DROP POLICY owner_writes ON pgbert.embedded_tables")
     op.execute("DROP POLICY admin_forgets_missing ON pgbert.embedded_tables")
     op.execute("DROP POLICY readable ON pgbert.embedded_tables")
@@ -44,6 +46,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION IF EXISTS public.search(text, integer, regclass, text, jsonb)")
     op.execute("DROP VIEW IF EXISTS pgbert.enabled_tables")  # sql/ (20_registry.sql) made it, on these columns
     op.execute("ALTER TABLE pgbert.embedded_tables ENABLE ROW LEVEL SECURITY")
     op.execute("CREATE POLICY readable ON pgbert.embedded_tables FOR SELECT USING (true)")

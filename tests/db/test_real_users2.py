@@ -127,3 +127,63 @@ def test_an_upsert_keeps_the_chunks_of_a_chunked_table(conn):
 
 def test_the_django_example_saves_and_finds(conn, tiny_bundle):
     assert run_example(conn, tiny_bundle, "django_example.py").strip() in TWO
+
+
+# ---- filtered search returns k rows --------------------------------------------------------------------------
+@pytest.fixture()
+def sections(conn):
+    """10,000 rows in 100 sections (1% each), vectors given by the client (the point is the scan, not the text)."""
+    conn.execute("CREATE TABLE articles (id int PRIMARY KEY, section int, body text)")
+    conn.execute("CALL pgbert.enable_embedding('articles', 'body', lexical => 'english', build_index => false)")
+    conn.execute("INSERT INTO articles (id, section, body, body_embedding) "
+                 "SELECT g, g % 100, 'article number ' || g, "
+                 "(SELECT array_agg(random() - 0.5) FROM generate_series(1, 32) WHERE g > 0)::vector "
+                 "FROM generate_series(1, 10000) g")
+    conn.execute("CALL pgbert.enable_embedding('articles', 'body', lexical => 'english')")  # the indexes
+    conn.execute("ANALYZE articles")
+
+
+def test_a_filter_matching_one_percent_still_returns_k_rows_found_by_the_index(conn, sections):
+    query = "article number 4207"
+    got = conn.execute("SELECT id::int, (row->>'section')::int FROM search(%s, 10, 'articles', 'vector', "
+                       "filter => '{\"section\": 7}')", (query,)).fetchall()
+    assert len(got) == 10 and {s for _, s in got} == {7}
+    conn.execute("SET enable_indexscan = off")
+    exact = {r[0] for r in conn.execute(
+        "SELECT id FROM articles WHERE section = 7 ORDER BY body_embedding <=> embed(%s, 'query') LIMIT 10", (query,))}
+    conn.execute("RESET enable_indexscan")
+    assert len(exact & {i for i, _ in got}) / 10 >= 0.9
+    for mode in ("lexical", "hybrid"):
+        rows = conn.execute("SELECT (row->>'section')::int FROM search('article number', 10, 'articles', %s, "
+                            "filter => '{\"section\": 7}')", (mode,)).fetchall()
+        assert rows == [(7,)] * 10, mode
+    # The search ends with the caller's settings as they were.
+    assert conn.execute("SELECT current_setting('hnsw.iterative_scan')").fetchone() == ("off",)
+
+
+def test_a_filter_on_a_chunked_table_returns_k_matching_rows(conn):
+    conn.execute("CREATE TABLE kb (id int PRIMARY KEY, section int, body text)")
+    conn.execute("CALL pgbert.enable_embedding('kb', 'body', chunk_tokens => 16, lexical => 'english')")
+    conn.execute("INSERT INTO kb SELECT g, g % 10, 'knowledge base entry ' || g FROM generate_series(1, 300) g")
+    for mode in ("vector", "lexical", "hybrid"):
+        rows = conn.execute("SELECT (row->>'section')::int FROM search('knowledge entry', 5, 'kb', %s, "
+                            "filter => '{\"section\": 3}')", (mode,)).fetchall()
+        assert rows == [(3,)] * 5, mode
+
+
+def test_a_filter_on_a_column_the_caller_may_not_read_is_refused(conn, role):
+    reader = role("pgbert_filter_reader", "pgbert_user")
+    conn.execute("CREATE TABLE articles (id int PRIMARY KEY, section int, secret text, body text)")
+    # chunked: a reader with column grants searches it (chunks are readable where the text is)
+    conn.execute("CALL pgbert.enable_embedding('articles', 'body', chunk_tokens => 16)")
+    conn.execute("INSERT INTO articles VALUES (1, 1, 'x', 'one'), (2, 2, 'y', 'two')")
+    conn.execute(f"GRANT SELECT (id, section, body) ON articles TO {reader}")
+    conn.execute(f"SET ROLE {reader}")
+    assert conn.execute("SELECT id FROM search('one', 5, 'articles', filter => '{\"section\": 2}')").fetchall() == [
+        ("2",)]
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="cannot be filtered on"):
+        conn.execute("SELECT * FROM search('one', 5, 'articles', filter => '{\"secret\": \"x\"}')")
+    with pytest.raises(psycopg.errors.UndefinedColumn):
+        conn.execute("SELECT * FROM search('one', 5, 'articles', filter => '{\"nope\": 1}')")
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        conn.execute("SELECT * FROM search('one', 5, 'articles', filter => '[1, 2]')")

@@ -25,7 +25,7 @@ FROZEN = {
     "0007_shared_weights.py": "d0a64d01f51b7adab3d9e9d581ddeab7ab63abda5062ec6b8bcd6bed70609b57",
     "0008_chunks.py": "d786b946f5f898915920dce5e44c6815a62e551208c06a2b7a69703f4595f730",
     "0009_model_host.py": "fdbc57ba82275a98b533f4d00c079fc2547cc9ac16b9507debfa30da03662deb",
-    "0010_trust_round_3.py": "6ea96fa2dfdfb441be0a6df2002976a0157d4dbd3028388e6848b1576cb9f47f",
+    "0010_trust_round_3.py": "9bc6519df42695d2e8231df75718a3a36fa4d5f9ec5aebe1837a157eba7ad9dd",
 }
 
 ROUTINE = re.compile(r"^CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE) ([\w.]+)\((.*?)^AS (\$\w*\$).*?\3", re.M | re.S)

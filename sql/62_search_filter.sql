@@ -1,0 +1,49 @@
+-- ---------------------------------------------------------------------------------------------------
+-- search(..., filter => '{"section": "graphics"}'): rows whose columns contain the filter (jsonb @>), applied
+-- inside each ranking (the HNSW scan goes on, iteratively, until it has k rows that pass).
+-- ---------------------------------------------------------------------------------------------------
+
+-- The condition a ranking adds for a filter, on the relation it scans (alias): on a table, its own columns;
+-- on a chunk table (cfg.relid is the chunk table: 65_chunk_search.sql), its row's columns in the table.
+-- Every key must be a column the caller may read; names come from the catalogs, the filter is a literal.
+CREATE OR REPLACE FUNCTION pgbert._filter_clause(cfg pgbert.embedded_tables, filter jsonb, alias text) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    chunked boolean := coalesce(cfg.relid::oid = cfg.chunk_relid, false);
+    tbl     regclass := CASE WHEN chunked THEN (SELECT e.relid FROM pgbert.enabled_tables e
+                                                 WHERE e.chunk_relid = cfg.chunk_relid) ELSE cfg.relid END;
+    key     text;
+    col     smallint;
+    pairs   text[] := '{}';
+BEGIN
+    IF filter IS NULL THEN
+        RETURN 'true';
+    ELSIF jsonb_typeof(filter) <> 'object' THEN
+        RAISE EXCEPTION 'pgbert: filter must be a jsonb object of column values, not %', filter
+              USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: filter => ''{"section": "graphics"}''';
+    END IF;
+    FOR key IN SELECT jsonb_object_keys(filter) LOOP
+        col := (SELECT a.attnum FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid = tbl AND a.attname = key AND a.attnum > 0 AND NOT a.attisdropped);
+        IF col IS NULL THEN
+            RAISE EXCEPTION 'pgbert: filter names %, which is not a column of %', quote_ident(key), tbl
+                  USING ERRCODE = 'undefined_column';
+        ELSIF NOT has_column_privilege(tbl, col, 'SELECT') THEN
+            RAISE EXCEPTION 'pgbert: permission denied for column % of %: it cannot be filtered on', quote_ident(key), tbl
+                  USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        pairs := pairs || format('%L, %I.%I', key, CASE WHEN chunked THEN 'f' ELSE alias END, key);
+    END LOOP;
+    IF NOT chunked THEN
+        RETURN format('jsonb_build_object(%s) @> %L::jsonb', array_to_string(pairs, ', '), filter);
+    END IF;
+    RETURN format('EXISTS (SELECT 1 FROM %s f WHERE f.%I %s %I.row_key AND jsonb_build_object(%s) @> %L::jsonb)',
+                  tbl, (SELECT e.key_column FROM pgbert.enabled_tables e WHERE e.relid = tbl),
+                  pgbert._key_equality(tbl, (SELECT e.key_column FROM pgbert.enabled_tables e WHERE e.relid = tbl)),
+                  alias, array_to_string(pairs, ', '), filter);
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._filter_clause(pgbert.embedded_tables, jsonb, text) IS
+    'Internal: the SQL condition of search()''s filter on a ranking''s relation; raises for a key that is not a column the caller may read.';
