@@ -47,3 +47,38 @@ END
 $fn$;
 COMMENT ON FUNCTION pgbert._filter_clause(pgbert.embedded_tables, jsonb, text) IS
     'Internal: the SQL condition of search()''s filter on a ranking''s relation; raises for a key that is not a column the caller may read.';
+
+-- search() with typed results: the table's own rows (search_rows('q', 10, NULL::articles)), in search()'s
+-- order, with their distance, score and passage. The table's key joins them back: a table with a key.
+CREATE OR REPLACE FUNCTION public.search_rows(query text, k integer, rowtype anyelement, mode text DEFAULT NULL,
+                                              filter jsonb DEFAULT NULL)
+RETURNS TABLE (r anyelement, distance double precision, score double precision, passage text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    tbl regclass := (SELECT t.typrelid FROM pg_catalog.pg_type t WHERE t.oid = pg_typeof(rowtype) AND t.typrelid <> 0);
+    cfg pgbert.embedded_tables;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'pgbert: search_rows needs a table''s row type, not %', pg_typeof(rowtype)
+              USING ERRCODE = 'datatype_mismatch', HINT = 'For example: search_rows(''query'', 10, NULL::articles)';
+    END IF;
+    cfg := pgbert._embedding_config(tbl);
+    IF cfg.key_column IS NULL THEN
+        RAISE EXCEPTION 'pgbert: search_rows needs a table with a single-column key; % has none', tbl
+              USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Use search(query, k, table): its row column.';
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT t, s.distance, s.score, s.passage
+           FROM public.search($1, $2, $3, $4, $5) WITH ORDINALITY AS s
+           JOIN %s AS t ON t.%I %s s.id::%s
+          ORDER BY s.ordinality',
+        tbl, cfg.key_column, pgbert._key_equality(tbl, cfg.key_column),
+        (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid = tbl AND a.attname = cfg.key_column))
+        USING query, k, tbl, mode, filter;
+END
+$fn$;
+COMMENT ON FUNCTION public.search_rows(text, integer, anyelement, text, jsonb) IS
+    'search() with typed results: SELECT (s.r).*, s.distance FROM search_rows(''query'', 10, NULL::articles) s returns the table''s own rows (any column, its own types), in search()''s order, with distance, score and a chunked table''s best passage.';

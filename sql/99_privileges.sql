@@ -28,13 +28,15 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgbert FROM PUBLIC, pgbert_user, pgbert_ad
 REVOKE ALL ON ALL PROCEDURES IN SCHEMA pgbert FROM PUBLIC, pgbert_user, pgbert_admin;
 REVOKE ALL ON FUNCTION public.embed(text), public.embed(text, text), public.embed_batch(text[]),
                        public.embed_batch(text[], text), public.search(text, integer),
-                       public.search(text, integer, regclass, text, jsonb) FROM PUBLIC;
+                       public.search(text, integer, regclass, text, jsonb),
+                       public.search_rows(text, integer, anyelement, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgbert._boot() TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     public.embed(text), public.embed(text, text), public.embed_batch(text[]), public.embed_batch(text[], text),
     pgbert.embed(text, text), pgbert.embed_batch(text[]), pgbert.embed_batch(text[], text),
-    public.search(text, integer), public.search(text, integer, regclass, text, jsonb), pgbert.status(),
+    public.search(text, integer), public.search(text, integer, regclass, text, jsonb),
+    public.search_rows(text, integer, anyelement, text, jsonb), pgbert.status(),
     pgbert.pending_rows(regclass), pgbert.lexemes(text, text), pgbert.query_lexemes(text, text),
     pgbert.text_language(text), pgbert.embed_chunks(text[], integer, integer),
     -- SECURITY DEFINER entry point: checks that the caller owns the table

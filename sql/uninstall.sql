@@ -40,7 +40,8 @@ BEGIN
     FOREACH fn IN ARRAY ARRAY['public.embed(text)', 'public.embed(text, text)', 'public.embed_batch(text[])',
                               'public.embed_batch(text[], text)', 'public.search(text, integer)',
                               'public.search(text, integer, regclass)', 'public.search(text, integer, regclass, text)',
-                              'public.search(text, integer, regclass, text, jsonb)'] LOOP
+                              'public.search(text, integer, regclass, text, jsonb)',
+                              'public.search_rows(text, integer, anyelement, text, jsonb)'] LOOP
         BEGIN
             EXECUTE 'DROP FUNCTION IF EXISTS ' || fn;
         EXCEPTION WHEN dependent_objects_still_exist THEN

@@ -14,7 +14,8 @@ def test_every_routine_table_and_view_a_dba_sees_has_a_comment(conn):
     missing = conn.execute("""
         SELECT p.oid::regprocedure::text FROM pg_proc p
          WHERE (p.pronamespace = 'pgbert'::regnamespace
-                OR (p.pronamespace = 'public'::regnamespace AND p.proname IN ('embed', 'embed_batch', 'search')))
+                OR (p.pronamespace = 'public'::regnamespace
+                    AND p.proname IN ('embed', 'embed_batch', 'search', 'search_rows')))
            AND obj_description(p.oid, 'pg_proc') IS NULL
         UNION ALL
         SELECT c.oid::regclass::text FROM pg_class c

@@ -21,7 +21,7 @@ ROUTINES = """
                       WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner), '-') AS execute
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
      WHERE (n.nspname = 'pgbert' AND p.proname !~ '^write_back_[0-9]+$')
-        OR (n.nspname = 'public' AND p.proname IN ('embed', 'embed_batch', 'search'))
+        OR (n.nspname = 'public' AND p.proname IN ('embed', 'embed_batch', 'search', 'search_rows'))
      ORDER BY 1"""
 
 RELATIONS = """

@@ -187,3 +187,22 @@ def test_a_filter_on_a_column_the_caller_may_not_read_is_refused(conn, role):
         conn.execute("SELECT * FROM search('one', 5, 'articles', filter => '{\"nope\": 1}')")
     with pytest.raises(psycopg.errors.InvalidParameterValue):
         conn.execute("SELECT * FROM search('one', 5, 'articles', filter => '[1, 2]')")
+
+
+# ---- typed results --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("options", ["", ", chunk_tokens => 16, lexical => 'english'"])
+def test_search_rows_returns_the_tables_own_rows_in_searchs_order(conn, options):
+    conn.execute("CREATE TABLE articles (id bigint PRIMARY KEY, section int, published date, body text)")
+    conn.execute(f"CALL pgbert.enable_embedding('articles', 'body'{options})")
+    conn.execute("INSERT INTO articles SELECT g, g % 3, date '2026-01-01' + g, 'article ' || g "
+                 "FROM generate_series(1, 30) g")
+    by_search = [int(r[0]) for r in conn.execute("SELECT id FROM search('article 7', 5, 'articles')")]
+    rows = conn.execute("SELECT (s.r).id, (s.r).published, s.distance "
+                        "FROM search_rows('article 7', 5, NULL::articles) s").fetchall()
+    assert [r[0] for r in rows] == by_search and rows[0][0] == 7
+    assert str(rows[0][1]) == "2026-01-08"  # the column's own type
+    joined = conn.execute("SELECT a.section FROM search_rows('article 7', 1, NULL::articles) s "
+                          "JOIN articles a ON a.id = (s.r).id").fetchone()
+    assert joined == (1,)
+    with pytest.raises(psycopg.errors.DatatypeMismatch):
+        conn.execute("SELECT * FROM search_rows('x', 5, NULL::integer)")

@@ -48,7 +48,8 @@ def test_every_pgbert_function_pins_search_path(conn):
     configs = conn.execute("""
         SELECT p.oid::regprocedure::text, p.proconfig FROM pg_proc p
          WHERE (p.pronamespace = 'pgbert'::regnamespace
-                OR (p.pronamespace = 'public'::regnamespace AND p.proname IN ('embed', 'embed_batch', 'search')))
+                OR (p.pronamespace = 'public'::regnamespace
+                    AND p.proname IN ('embed', 'embed_batch', 'search', 'search_rows')))
            AND p.prokind <> 'p'""").fetchall()
     # SECURITY DEFINER entry points also pin check_function_bodies, and event triggers lock_timeout
     allowed = ([], ["check_function_bodies=on"], ["check_function_bodies=on", "lock_timeout=10s"])

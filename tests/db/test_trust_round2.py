@@ -91,7 +91,8 @@ def test_public_may_execute_nothing_of_pgbert_but_the_import(conn):
     public = conn.execute("""
         SELECT p.oid::regprocedure::text FROM pg_proc p
          WHERE (p.pronamespace = 'pgbert'::regnamespace
-                OR (p.pronamespace = 'public'::regnamespace AND p.proname IN ('embed', 'embed_batch', 'search')))
+                OR (p.pronamespace = 'public'::regnamespace
+                    AND p.proname IN ('embed', 'embed_batch', 'search', 'search_rows')))
            AND EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
                         WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')""").fetchall()
     assert public == [("pgbert._boot()",)]
