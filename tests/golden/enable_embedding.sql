@@ -27,7 +27,7 @@ CREATE TRIGGER pgbert_batch_end AFTER INSERT ON public.golden_docs FOR EACH STAT
 CREATE TRIGGER pgbert_batch_start BEFORE INSERT ON public.golden_docs FOR EACH STATEMENT EXECUTE FUNCTION pgbert.batch_start();
 CREATE TRIGGER pgbert_batch_write AFTER INSERT ON public.golden_docs REFERENCING NEW TABLE AS pgbert_new_rows FOR EACH STATEMENT EXECUTE FUNCTION pgbert.write_back_<oid>();
 CREATE TRIGGER pgbert_embed_insert BEFORE INSERT ON public.golden_docs FOR EACH ROW EXECUTE FUNCTION pgbert.embed_row('body', 'body_embedding', 'batch', '<oid>');
-CREATE TRIGGER pgbert_embed_update BEFORE UPDATE OF body ON public.golden_docs FOR EACH ROW WHEN ((old.body IS DISTINCT FROM new.body)) EXECUTE FUNCTION pgbert.embed_row('body', 'body_embedding', 'row', '<oid>');
+CREATE TRIGGER pgbert_embed_update BEFORE UPDATE OF body, body_embedding ON public.golden_docs FOR EACH ROW WHEN (((old.body IS DISTINCT FROM new.body) OR ((new.body_embedding IS NULL) AND (new.body IS NOT NULL)))) EXECUTE FUNCTION pgbert.embed_row('body', 'body_embedding', 'row', '<oid>');
 CREATE INDEX golden_docs_body_embedding_idx ON public.golden_docs USING hnsw (body_embedding vector_cosine_ops);
 CREATE UNIQUE INDEX golden_docs_pkey ON public.golden_docs USING btree (id);
 ('body', 'body_embedding', 'id', 'batch', 'cosine', 32, None)
