@@ -1,10 +1,16 @@
 """Helpers shared by the tests (fixtures live in conftest.py)."""
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from functools import cache
+
+import numpy as np
 
 from pgbert.cluster import Cluster
 from pgbert.paths import ROOT, Paths
@@ -52,13 +58,89 @@ def status(conn) -> dict:
     return dict(conn.execute("SELECT * FROM pgbert.status()").fetchall())
 
 
+def tolerance(conn) -> float:
+    """How far apart (cosine distance) two vectors of one text may be with the engine the server runs.
+    A reduced precision rounds a text batched with others differently, in the last bits, from the same text
+    alone (OpenVINO bf16). Export measured how close each engine comes to PyTorch fp32 (min_cosine, in the
+    manifest's precisions; computed in float32, so lower by up to its epsilon); two vectors each that close
+    to fp32's are within twice that angle of each other: a cosine distance of at most 2 (1 - min_cosine²)."""
+    engine = status(conn)["engine"]
+    measured = conn.execute("SELECT (manifest->'precisions'->%s->>'min_cosine')::float8 FROM pgbert.models "
+                            "WHERE active", (engine,)).fetchone()[0]
+    assert measured is not None, f"the active model's manifest has no fidelity for {engine}"
+    lowest = measured - float(np.finfo(np.float32).eps)
+    return 2 * (1 - lowest * lowest)
+
+
+def cosine_distance(a: str, b: str) -> float:
+    """Of two vectors as pgvector writes them, in float64 (pgvector's <=> sums in float32)."""
+    x, y = np.array(json.loads(a), dtype=np.float64), np.array(json.loads(b), dtype=np.float64)
+    return float(1 - x @ y / (np.linalg.norm(x) * np.linalg.norm(y)))
+
+
+def assert_same_vectors(conn, rows):
+    """rows: (text, its stored vector, embed(text)), vectors as text: each the other within tolerance()."""
+    limit = tolerance(conn)
+    for text, stored, expected in rows:
+        distance = cosine_distance(stored, expected)
+        assert distance <= limit, (text, distance, limit)
+
+
 def assert_embedded(conn, table="docs", source="body", target="body_embedding"):
-    """Every row with text has exactly embed(text); rows without text have no vector."""
-    rows = conn.execute(f"SELECT {source}, {target} IS NULL, {target} = embed({source}) FROM {table}").fetchall()
+    """Every row with text has embed(text)'s vector, within the engine's tolerance(); rows without text have
+    no vector."""
+    rows = conn.execute(f"SELECT {source}, {target}::text, embed({source})::text FROM {table}").fetchall()
     assert rows
-    for text, missing, equal in rows:
-        assert missing == (text is None), text
-        assert text is None or equal, text
+    for text, stored, _ in rows:
+        assert (stored is None) == (text is None), text
+    assert_same_vectors(conn, [row for row in rows if row[0] is not None])
+
+
+FAKE_OPENVINO = os.path.join(os.path.dirname(__file__), "fake_openvino")
+
+
+@contextmanager
+def fake_openvino():
+    """tests/fake_openvino in place of openvino in this process: engines.OpenVinoEngine runs it."""
+    spec = importlib.util.spec_from_file_location("openvino", os.path.join(FAKE_OPENVINO, "openvino", "__init__.py"))
+    fake = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fake)
+    real = sys.modules.get("openvino")
+    sys.modules["openvino"] = fake
+    try:
+        yield fake
+    finally:
+        if real is None:
+            del sys.modules["openvino"]
+        else:
+            sys.modules["openvino"] = real
+
+
+@cache
+def fake_bf16_bundle() -> tuple[str, str]:
+    """The tiny model for fake_openvino's bf16, on any CPU: (bundle, a folder for python_path that holds the
+    fake, where the server can read it). Its manifest records the fidelity export measures (here against
+    ONNX Runtime fp32, itself validated against PyTorch), accepted as export accepts it with native bf16."""
+    from pgbert_export.export import SAMPLE_TEXTS, measure_bf16
+    from pgbert_runtime.bundle import load_bundle
+    from pgbert_runtime.encoder import Encoder
+
+    site = os.path.join(TEST_BUNDLES, "fake-openvino")
+    shutil.copytree(FAKE_OPENVINO, site, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    bundle = os.path.join(TEST_BUNDLES, "tiny-bert-fake-bf16")
+    shutil.copytree(tiny_bundle_path(), bundle, dirs_exist_ok=True)
+    reference = Encoder(load_bundle(bundle), engine="onnxruntime-fp32", shared_weights=False).encode(SAMPLE_TEXTS)
+    with fake_openvino():
+        measured = measure_bf16(bundle, reference)
+    assert measured["min_cosine"] >= 0.999, measured
+    with open(os.path.join(bundle, "manifest.json")) as f:
+        manifest = json.load(f)
+    manifest["precisions"]["openvino-bf16"] = {**measured, "accepted": True, "why": ""}
+    with open(os.path.join(bundle, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+    for folder in (site, bundle):
+        subprocess.run(["chmod", "-R", "a+rX", folder], check=True)
+    return bundle, site
 
 
 def is_superuser(conn, role: str) -> bool:

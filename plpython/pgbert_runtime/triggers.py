@@ -10,8 +10,7 @@ inline. UPDATEs of the source text (or that leave a row with text without its ve
 
 State lives in this module, i.e. once per backend, keyed by the registered table's oid. A statement that
 fails never runs batch_end, so its state outlives it (security finding 9): every state therefore names the
-statement that owns it (STATEMENT_SQL), and a row that may belong to another statement checks that name
-before trusting the state.
+statement that owns it (STATEMENT_SQL), and a row checks that name before trusting the state.
 """
 from __future__ import annotations
 
@@ -65,16 +64,13 @@ def batch_end(TD) -> None:
     _statements.pop(int(TD["relid"]), None)
 
 
-def _batch_of(plpy, TD, table: int) -> Batch | None:
-    """The batch statement this row belongs to, if any. A row of the registered table itself always belongs
-    to the innermost INSERT on it, whose batch_start set the state (a state left by a failed nested
-    statement is harmless: its write-back covers every row of the statement's own transition table). A
-    partition's row may come from a statement on the partition itself, which fires no batch_start: it
-    costs one query per row, to prove the state is its statement's."""
+def _batch_of(plpy, table: int) -> Batch | None:
+    """The batch statement this row belongs to, if any. Any row may come from a statement that fired no
+    batch_start on the table: one on a partition of it, one on a table it became a partition of (ATTACH
+    PARTITION), one run by a trigger inside the statement. So a row that finds a state proves it is its own
+    statement's, at one query (about 3 us: 0.06% of embedding a short text with all-mpnet-base-v2)."""
     batch = _statements.get(table)
-    if batch is None or int(TD["relid"]) == table:
-        return batch
-    if _statement(plpy, CHECK_SQL, str(table)) == batch.statement:
+    if batch is None or _statement(plpy, CHECK_SQL, str(table)) == batch.statement:
         return batch
     del _statements[table]  # stale or another statement's: this statement's next rows skip the check
     return None
@@ -100,7 +96,7 @@ def embed_row(plpy, TD, embed=None, lexemes=sql_api.document_lexemes):
     if new[target] is not None or new[source] is None:
         # an explicit vector from the client is kept; no text, no vector
         return "MODIFY" if lexical_side else None
-    batch = _batch_of(plpy, TD, int(table)) if strategy == "batch" else None
+    batch = _batch_of(plpy, int(table)) if strategy == "batch" else None
     if batch is not None and batch.where == REST:
         # the write-back function embeds this row with the statement's others
         return "MODIFY" if lexical_side else None

@@ -14,6 +14,12 @@ from helpers import CLUSTER, status, tiny_bundle_path, wait_for_exit
 from pgbert_runtime import prepared
 
 
+@pytest.fixture(autouse=True)
+def onnxruntime(conn):
+    """These files are ONNX Runtime's: on a CPU with native bf16, 'auto' would run OpenVINO instead."""
+    conn.execute("UPDATE pgbert.settings SET value = 'onnxruntime-fp32' WHERE name = 'engine'")
+
+
 def connect(conn) -> psycopg.Connection:
     return psycopg.connect(CLUSTER.url(conn.info.dbname), autocommit=True)
 

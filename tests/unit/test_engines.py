@@ -56,3 +56,35 @@ def test_a_faithful_precision_refused_at_export_says_why(bundle, monkeypatch):
                                                           "why": "no native bf16 on the exporting CPU"}})
     assert engines.choose(refused, "auto") == ("onnxruntime-fp32",
                                                "bf16 refused at export: no native bf16 on the exporting CPU")
+
+
+def test_bf16_named_by_the_setting_says_so_on_a_cpu_without_it(bundle, monkeypatch):
+    monkeypatch.setattr(engines, "openvino_available", lambda: True)
+    monkeypatch.setattr(engines, "cpu_has_native_bf16", lambda: False)
+    good = with_precisions(bundle, {"openvino-bf16": {"min_cosine": 0.9995, "accepted": True}})
+    assert engines.choose(good, "openvino-bf16") == (
+        "openvino-bf16", "faithful (min cosine 0.99950), chosen by setting on a CPU without native bf16")
+    monkeypatch.setattr(engines, "cpu_has_native_bf16", lambda: True)
+    assert engines.choose(good, "auto") == ("openvino-bf16", "faithful (min cosine 0.99950), native bf16")
+
+
+def test_the_openvino_engine_on_fake_bf16_batches_within_its_tolerance(bundle, tmp_path):
+    """tests/fake_openvino rounds to bf16 as the real engine does on a CPU that has it: a text batched with
+    others differs in its last bits from the same text alone, never by more than the measured fidelity allows."""
+    from helpers import fake_openvino
+
+    reference = Encoder(bundle, engine="onnxruntime-fp32", shared_weights=False).encode(TEXTS)
+    with fake_openvino():
+        runner = engines.OpenVinoEngine(bundle, 1, str(tmp_path))
+    encoder = Encoder(bundle, threads=1, runner=runner)
+    batched = encoder.encode(TEXTS).astype(np.float64)
+    alone = np.stack([encoder.encode([t])[0] for t in TEXTS]).astype(np.float64)
+
+    def cosine(a, b):
+        return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+    fidelity = cosine(batched, reference).min()
+    assert 0.999 <= fidelity < 1  # rounded to bf16: faithful, not exact
+    assert (batched != alone).any()
+    assert (1 - cosine(batched, alone)).max() <= 2 * (1 - fidelity ** 2)
+    assert runner.weights.startswith("one copy per process that runs the model")

@@ -21,9 +21,10 @@ def bundle(tiny_bundle):
 
 @pytest.fixture()
 def shared_encoder(bundle, tmp_path, monkeypatch):
-    """An Encoder whose engine uses tmp_path as the server's cache folder."""
+    """An ONNX Runtime Encoder (on a CPU with native bf16, 'auto' picks OpenVINO) whose engine uses tmp_path as
+    the server's cache folder."""
     monkeypatch.setattr(engines, "private_cache_dir", lambda _bundle: str(tmp_path))
-    return lambda: Encoder(bundle, threads=1)
+    return lambda: Encoder(bundle, threads=1, engine="onnxruntime-fp32")
 
 
 def folder(tmp_path) -> str:
@@ -31,7 +32,7 @@ def folder(tmp_path) -> str:
 
 
 def test_the_first_load_prepares_and_the_next_ones_map_the_same_files(shared_encoder, bundle, tmp_path):
-    private = Encoder(bundle, threads=1, shared_weights=False)
+    private = Encoder(bundle, threads=1, engine="onnxruntime-fp32", shared_weights=False)
     assert private.engine.weights.startswith("private copy (shared_weights is off")
     first = shared_encoder()
     assert first.engine.weights == f"shared, memory-mapped from {folder(tmp_path)}"

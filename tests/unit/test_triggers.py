@@ -52,8 +52,12 @@ def fake_embed(plpy, text):
 
 
 def row(text, vector=None, strategy="batch", event="INSERT", relid=TABLE):
-    return {"event": event, "relid": str(relid), "args": ["body", "body_embedding", strategy, str(TABLE)],
-            "new": {"body": text, "body_embedding": vector}}
+    """An UPDATE's row keeps its old vector (the client did not send one)."""
+    td = {"event": event, "relid": str(relid), "args": ["body", "body_embedding", strategy, str(TABLE)],
+          "new": {"body": text, "body_embedding": vector}}
+    if event == "UPDATE":
+        td["old"] = {"body": "the old text", "body_embedding": vector}
+    return td
 
 
 @pytest.fixture()
@@ -104,7 +108,7 @@ def test_a_failed_statement_s_state_never_applies_to_a_later_direct_partition_in
     server.fail()  # no batch_end
     for text in ("direct one", "direct two", "direct three"):  # one multi-row INSERT INTO the partition
         assert fire(row(text, relid=PARTITION)) == ("MODIFY", f"vec({text})")
-    assert triggers._statements == {}  # found stale once, then forgotten: the next rows skip the check
+    assert triggers._statements == {}  # found stale once, then forgotten
 
 
 def test_a_stale_state_is_refused_in_a_later_transaction_even_if_the_session_forged_its_token(start, fire, server):
@@ -141,12 +145,23 @@ def test_a_partition_insert_run_from_inside_the_statement_is_not_its_row(start, 
     assert fire(row("nested", relid=PARTITION)) == ("MODIFY", "vec(nested)")
 
 
-def test_rows_of_the_registered_table_itself_cost_no_query(start, fire, server):
-    """Only an INSERT on the table fires its row trigger, and that INSERT's batch_start came first."""
+def test_a_stale_state_never_applies_to_the_registered_table_itself(start, fire, server):
+    """E.g. after ATTACH PARTITION to another table: its rows come through a statement on that table."""
     start()
+    fire(row("first"))
+    server.fail()
+    assert fire(row("through the new parent")) == ("MODIFY", "vec(through the new parent)")
+
+
+def test_only_a_row_that_finds_a_state_costs_a_query(start, fire, server):
+    start()
+    fire(row("first", relid=PARTITION))
+    fire(row("second", relid=PARTITION))
+    assert server.queries == 1 + 2  # batch_start's, then one per row
+    server.fail()
     for text in ("a", "b", "c"):
-        fire(row(text))
-    assert server.queries == 1  # batch_start's
+        fire(row(text, relid=PARTITION))
+    assert server.queries == 3 + 1  # the first row found the state stale and dropped it
 
 
 def test_client_vectors_and_null_text_are_left_alone(fire):
@@ -161,7 +176,7 @@ def test_update_re_embeds_and_null_clears(start, fire):
     assert fire(row(None, vector="[old]", event="UPDATE")) == ("MODIFY", None)
 
 
-def test_the_lexical_side_is_filled_inline_on_every_path(start):
+def test_the_lexical_side_is_filled_inline_on_every_path(start, server):
     calls = []
 
     def fake_lexemes(plpy, text, config):
@@ -171,7 +186,7 @@ def test_the_lexical_side_is_filled_inline_on_every_path(start):
     def fire_lexical(td):
         td["args"] += ["body_lexemes", "japanese"]
         td["new"]["body_lexemes"] = None
-        result = triggers.embed_row(None, td, embed=fake_embed, lexemes=fake_lexemes)
+        result = triggers.embed_row(server, td, embed=fake_embed, lexemes=fake_lexemes)
         return result, td["new"]["body_embedding"], td["new"]["body_lexemes"]
 
     start()
