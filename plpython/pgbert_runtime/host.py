@@ -30,6 +30,7 @@ import time
 import traceback
 from collections import OrderedDict
 from contextlib import contextmanager
+from datetime import datetime
 
 from . import memory, wire
 from .bundle import file_key
@@ -54,7 +55,10 @@ class ClientGone(Exception):
 
 
 def log(message: str) -> None:
-    print(f"pgbert model host (pid {os.getpid()}): {message}", file=sys.stderr, flush=True)
+    """A line in the server's log, stamped like the server's own (log_line_prefix '%m [%p] ')."""
+    now = datetime.now().astimezone()
+    stamp = f"{now:%Y-%m-%d %H:%M:%S}.{now.microsecond // 1000:03d} {now:%Z}"
+    print(f"{stamp} [{os.getpid()}] LOG:  pgbert model host: {message}", file=sys.stderr, flush=True)
 
 
 class Budget:

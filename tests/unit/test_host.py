@@ -301,3 +301,14 @@ def test_a_symlink_at_the_socket_path_does_not_block_the_host(tmp_path):
         assert not os.path.islink(wire.address(str(tmp_path)))
     finally:
         server.server_close()
+
+
+def test_log_lines_are_stamped_like_the_servers(capsys):
+    import re
+
+    from pgbert_runtime import host as host_module
+
+    host_module.log("its server stopped; exiting")
+    line = capsys.readouterr().err.strip()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \S+ \[\d+\] LOG:  pgbert model host: "
+                        r"its server stopped; exiting", line), line
