@@ -86,8 +86,10 @@ DECLARE
     owner  oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
     chunks oid := (SELECT e.chunk_relid FROM pgbert.embedded_tables e WHERE e.relid = tbl);
 BEGIN
-    IF to_regprocedure(format('pgbert.%I()', fn)) IS NULL THEN
-        EXECUTE format('CREATE FUNCTION pgbert.%I() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER '
+    IF to_regprocedure(format('pgbert.%I()', fn)) IS NULL
+       OR (SELECT p.prosrc FROM pg_catalog.pg_proc p WHERE p.oid = to_regprocedure(format('pgbert.%I()', fn)))
+          IS DISTINCT FROM pgbert._writer_body(tbl) THEN  -- missing, or another version's body (upgrades)
+        EXECUTE format('CREATE OR REPLACE FUNCTION pgbert.%I() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER '
                        'SET search_path = pg_catalog, pg_temp AS %L', fn, pgbert._writer_body(tbl));
         EXECUTE format('REVOKE ALL ON FUNCTION pgbert.%I() FROM PUBLIC', fn);
         EXECUTE format('COMMENT ON FUNCTION pgbert.%I() IS %L', fn,

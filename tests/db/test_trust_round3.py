@@ -307,3 +307,15 @@ def test_a_downgrade_refuses_while_user_objects_use_pgbert_functions(empty_db, t
     empty_db.execute("ALTER TABLE articles DROP COLUMN lang")
     alembic(url, "downgrade", "base")
     assert empty_db.execute("SELECT to_regnamespace('pgbert')").fetchone() == (None,)
+
+
+def test_an_upgrade_replaces_a_write_back_function_of_another_version(conn):
+    """Every upgrade runs reinstall_triggers: a write-back body from another version of sql/ is replaced."""
+    conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text)")
+    conn.execute("CALL pgbert.enable_embedding('docs', 'body', build_index => false)")
+    writer = conn.execute("SELECT 'pgbert.write_back_' || 'docs'::regclass::oid").fetchone()[0]
+    conn.execute(f"CREATE OR REPLACE FUNCTION {writer}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+                 "AS 'BEGIN RETURN NULL; END'")  # as an older version left it
+    conn.execute("SELECT pgbert.reinstall_triggers()")
+    conn.execute("INSERT INTO docs VALUES (1, 'one'), (2, 'two'), (3, 'three')")
+    assert conn.execute("SELECT count(body_embedding) FROM docs").fetchone() == (3,)
