@@ -49,11 +49,12 @@ LOAD_TARGET_RATIO = 0.9
 
 
 # -- corpus ---------------------------------------------------------------------------------------------
-def build_corpus(packages, n_docs: int, seed: int, mix: str = "consecutive"):
+def build_corpus(packages, n_docs: int, seed: int, mix: str = "consecutive", joiner: str = "\n\n"):
     """(documents, queries): documents are dicts with body and the character span of each description;
     queries are (summary, document index, description index inside it). mix 'consecutive': disjoint blocks
     of consecutive descriptions (neighbours in Debian's file are often one source package's binaries: one
-    topic per document); 'random': descriptions drawn at random (many topics per document)."""
+    topic per document); 'random': descriptions drawn at random (many topics per document). joiner: what
+    separates the descriptions (a blank line: paragraphs; a space: one run of text, no paragraph breaks)."""
     rng = random.Random(seed)
     if mix == "random":
         drawn = rng.sample(range(len(packages)), n_docs * PER_DOC)
@@ -67,8 +68,8 @@ def build_corpus(packages, n_docs: int, seed: int, mix: str = "consecutive"):
         for p in members:
             spans.append((at, at + len(p.description)))
             parts.append(p.description)
-            at += len(p.description) + 2  # the blank line between descriptions
-        docs.append({"body": "\n\n".join(parts), "spans": spans, "summaries": [p.summary for p in members]})
+            at += len(p.description) + len(joiner)  # what separates descriptions
+        docs.append({"body": joiner.join(parts), "spans": spans, "summaries": [p.summary for p in members]})
     counts: dict[str, int] = {}
     for doc in docs:
         for s in doc["summaries"]:
@@ -201,6 +202,9 @@ def main() -> None:
     parser.add_argument("--mix", choices=("consecutive", "random"), default="consecutive",
                         help="a document's descriptions: consecutive in Debian's file (the issue's corpus) or "
                              "drawn at random (a diagnostic: many topics per document)")
+    parser.add_argument("--join", choices=("paragraphs", "space"), default="paragraphs",
+                        help="descriptions separated by blank lines (paragraphs) or joined by a space (no "
+                             "paragraph breaks: the chunker has no paragraph to cut at)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the tables")
     parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -218,7 +222,8 @@ def main() -> None:
     cur.execute("SELECT embed('warm up')")
     tok = tokenizer_of(bundle)
 
-    docs, queries = build_corpus(load_packages(echo=print), args.docs, args.seed, args.mix)
+    docs, queries = build_corpus(load_packages(echo=print), args.docs, args.seed, args.mix,
+                                 "\n\n" if args.join == "paragraphs" else " ")
     n = len(docs)
     ids = list(range(n))
     bodies = [d["body"] for d in docs]
@@ -332,7 +337,9 @@ def main() -> None:
              f"{PER_DOC} " + ("consecutive Debian package descriptions each (seeded sample of disjoint blocks"
                               if args.mix == "consecutive" else
                               "Debian package descriptions each drawn at random (--mix random") +
-             f", seed {args.seed}), long descriptions only, joined by blank lines, **without their one-line "
+             f", seed {args.seed}), long descriptions only, joined by "
+             + ("blank lines" if args.join == "paragraphs" else "a space (**no paragraph breaks**)")
+             + ", **without their one-line "
              f"summaries**; "
              f"{len(queries)} queries, one per document: the summary of one description inside it at a seeded "
              f"random position (among summaries unique in the sample). The right answer is the document.", "",
