@@ -48,7 +48,8 @@ COMMENT ON FUNCTION pgbert.batch_end() IS
 -- A table's write-back function: SECURITY DEFINER, owned by (and re-owned with) the table's owner, so
 -- a role that may only INSERT gets its rows embedded. Its body is fixed text and the table's oid, nothing
 -- else: it hands the statement's transition rows (as jsonb: a transition table's rows have no type name) to
--- the static implementations of 32_write_back.sql, which find every name in the catalogs. It refuses to run for any other table.
+-- the static implementations of 32_write_back.sql, which find every name in the catalogs. It refuses to run
+-- for any other table.
 CREATE OR REPLACE FUNCTION pgbert._writer_body(tbl oid) RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -82,9 +83,12 @@ SET search_path = pg_catalog, pg_temp
 SET check_function_bodies = on
 AS $fn$
 DECLARE
-    fn     name := pgbert._writer_name(tbl);
-    owner  oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
-    chunks oid := (SELECT e.chunk_relid FROM pgbert.embedded_tables e WHERE e.relid = tbl);
+    fn          name := pgbert._writer_name(tbl);
+    owner       oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
+    chunks      oid := (SELECT e.chunk_relid FROM pgbert.embedded_tables e WHERE e.relid = tbl);
+    previous    oid := (SELECT p.proowner FROM pg_catalog.pg_proc p
+                         WHERE p.oid = to_regprocedure(format('pgbert.%I()', fn)));
+    chunk_owner oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = chunks);
 BEGIN
     IF to_regprocedure(format('pgbert.%I()', fn)) IS NULL
        OR (SELECT p.prosrc FROM pg_catalog.pg_proc p WHERE p.oid = to_regprocedure(format('pgbert.%I()', fn)))
@@ -98,7 +102,7 @@ BEGIN
     EXECUTE format('ALTER FUNCTION pgbert.%I() OWNER TO %I', fn, pg_get_userbyid(owner));  -- a no-op when it is
     -- The chunk table pgbert made for this table (recorded by pgbert alone), only while it is still owned
     -- by the function's previous owner: nothing else is ever re-owned.
-    IF chunks IS NOT NULL AND (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = chunks) <> owner THEN
+    IF chunk_owner <> owner AND (previous IS NULL OR chunk_owner = previous) THEN
         EXECUTE format('ALTER TABLE %s OWNER TO %I', chunks::regclass, pg_get_userbyid(owner));
     END IF;
     RETURN fn;

@@ -319,3 +319,15 @@ def test_an_upgrade_replaces_a_write_back_function_of_another_version(conn):
     conn.execute("SELECT pgbert.reinstall_triggers()")
     conn.execute("INSERT INTO docs VALUES (1, 'one'), (2, 'two'), (3, 'three')")
     assert conn.execute("SELECT count(body_embedding) FROM docs").fetchone() == (3,)
+
+
+def test_an_owner_change_re_owns_the_chunk_table_only_from_the_previous_owner(conn, role):
+    heir, keeper = role("pgbert_t3_heir", "pgbert_user"), role("pgbert_t3_keeper")
+    conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text)")
+    conn.execute("CALL pgbert.enable_embedding('docs', 'body', chunk_tokens => 16, build_index => false)")
+    conn.execute(f"ALTER TABLE docs_chunks OWNER TO {keeper}")  # a DBA's choice: pgbert leaves it alone
+    conn.execute(f"ALTER TABLE docs OWNER TO {heir}")
+    owners = conn.execute("SELECT (SELECT relowner::regrole::text FROM pg_class WHERE oid = 'docs_chunks'::regclass), "
+                          "(SELECT proowner::regrole::text FROM pg_proc WHERE proname = 'write_back_' || "
+                          "'docs'::regclass::oid)").fetchone()
+    assert owners == (keeper, heir)
