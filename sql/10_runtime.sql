@@ -71,34 +71,51 @@ AS $$ SELECT pgbert.embed_batch(texts, 'document'::pg_catalog.text) $$;
 COMMENT ON FUNCTION pgbert.embed_batch(text[]) IS
     'Embeds many documents (what the triggers, backfill and public.embed_batch(texts) call).';
 
+-- The public functions a user calls (embed, embed_batch, search, search_rows) may be called by anyone, so that
+-- a role without pgbert_user gets an error that says what to do instead of "permission denied for function";
+-- this check comes first, and what runs the model stays executable by pgbert_user alone.
+CREATE OR REPLACE FUNCTION pgbert._require_user() RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF NOT pg_has_role(current_user, 'pgbert_user', 'USAGE') THEN
+        RAISE EXCEPTION 'pgbert: role % may not embed or search', current_user
+              USING ERRCODE = 'insufficient_privilege', HINT = format('GRANT pgbert_user TO %I;', current_user);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._require_user() IS
+    'Internal: raises (42501, with the GRANT to run) unless the current role is a member of pgbert_user.';
+
 -- Embeds one text with the active model; embed(text) is embed(text, 'document'), which is what the triggers
 -- store. A model that expects prompts (E5: 'query: ' / 'passage: ') gets the one its manifest records for
 -- each kind.
 CREATE OR REPLACE FUNCTION public.embed(text text) RETURNS @vector_schema@.vector
-LANGUAGE sql STABLE STRICT COST 1000000
+LANGUAGE plpgsql STABLE STRICT COST 1000000
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT pgbert.embed(text, 'document'::pg_catalog.text) $$;
+AS $fn$ BEGIN PERFORM pgbert._require_user(); RETURN pgbert.embed(text, 'document'::pg_catalog.text); END $fn$;
 COMMENT ON FUNCTION public.embed(text) IS
     'Embeds one text with the active model (pgbert.models); NULL gives NULL. Text past the model''s window is ignored; more than the max_input_chars setting is refused (SQLSTATE 54000). The same text twice costs one model call (a per-backend cache for the current role: embed_cache_mb).';
 
 CREATE OR REPLACE FUNCTION public.embed(text text, kind text) RETURNS @vector_schema@.vector
-LANGUAGE sql STABLE STRICT COST 1000000
+LANGUAGE plpgsql STABLE STRICT COST 1000000
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT pgbert.embed(text, kind) $$;
+AS $fn$ BEGIN PERFORM pgbert._require_user(); RETURN pgbert.embed(text, kind); END $fn$;
 COMMENT ON FUNCTION public.embed(text, text) IS
     'Embeds one text as a ''query'' or a ''document'' (models with prompts get the matching one; without, both are the same).';
 
 CREATE OR REPLACE FUNCTION public.embed_batch(texts text[]) RETURNS @vector_schema@.vector[]
-LANGUAGE sql VOLATILE STRICT
+LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT pgbert.embed_batch(texts, 'document'::pg_catalog.text) $$;
+AS $fn$ BEGIN PERFORM pgbert._require_user(); RETURN pgbert.embed_batch(texts, 'document'::pg_catalog.text); END $fn$;
 COMMENT ON FUNCTION public.embed_batch(text[]) IS
     'Embeds many texts in length-sorted batched model calls; the result has the same order, NULL for NULL. Cancel and statement_timeout stop it between model calls.';
 
 CREATE OR REPLACE FUNCTION public.embed_batch(texts text[], kind text) RETURNS @vector_schema@.vector[]
-LANGUAGE sql VOLATILE STRICT
+LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT pgbert.embed_batch(texts, kind) $$;
+AS $fn$ BEGIN PERFORM pgbert._require_user(); RETURN pgbert.embed_batch(texts, kind); END $fn$;
 COMMENT ON FUNCTION public.embed_batch(text[], text) IS
     'embed_batch(texts) for a kind of text: ''query'' or ''document'' (see embed(text, kind)).';
 

@@ -137,6 +137,7 @@ DECLARE
     old_ef   text := current_setting('hnsw.ef_search', true);
     old_scan text := current_setting('hnsw.iterative_scan', true);
 BEGIN
+    PERFORM pgbert._require_user();
     IF k IS NULL OR k < 1 THEN
         RAISE EXCEPTION 'pgbert: k must be at least 1, got %', coalesce(k::text, 'NULL')
               USING ERRCODE = 'invalid_parameter_value';

@@ -60,6 +60,7 @@ DECLARE
     tbl regclass := (SELECT t.typrelid FROM pg_catalog.pg_type t WHERE t.oid = pg_typeof(rowtype) AND t.typrelid <> 0);
     cfg pgbert.embedded_tables;
 BEGIN
+    PERFORM pgbert._require_user();
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'pgbert: search_rows needs a table''s row type, not %', pg_typeof(rowtype)
               USING ERRCODE = 'datatype_mismatch', HINT = 'For example: search_rows(''query'', 10, NULL::articles)';

@@ -3,7 +3,8 @@
 -- holds the result, tests/db/test_privileges.py compares). The least that works:
 --   PUBLIC        reads the model registry and settings (an INSERT-only role's rows are embedded by triggers
 --                 that read them as that role), and may import the runtime (_boot: the triggers call it as
---                 that role; it loads no model). Nothing that runs the model.
+--                 that role; it loads no model). Nothing that runs the model: the public embed(), search()
+--                 ... refuse a role without pgbert_user before anything else, saying which GRANT to run.
 --   pgbert_user   embeds, searches, turns embedding on and off for tables it owns. It writes no pgbert
 --                 table: the entry points that record a table (setup_embedding, disable_embedding, and the
 --                 event triggers) are SECURITY DEFINER and check the caller; it reads the registry through
@@ -31,12 +32,16 @@ REVOKE ALL ON FUNCTION public.embed(text), public.embed(text, text), public.embe
                        public.search(text, integer, regclass, text, jsonb),
                        public.search_rows(text, integer, anyelement, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgbert._boot() TO PUBLIC;
+-- The public functions a user calls: their first step (pgbert._require_user) refuses a role without
+-- pgbert_user with the GRANT that fixes it; what they call next is executable by pgbert_user alone.
+GRANT EXECUTE ON FUNCTION pgbert._require_user(), public.embed(text), public.embed(text, text),
+    public.embed_batch(text[]), public.embed_batch(text[], text), public.search(text, integer),
+    public.search(text, integer, regclass, text, jsonb), public.search_rows(text, integer, anyelement, text, jsonb)
+TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
-    public.embed(text), public.embed(text, text), public.embed_batch(text[]), public.embed_batch(text[], text),
     pgbert.embed(text, text), pgbert.embed_batch(text[]), pgbert.embed_batch(text[], text),
-    public.search(text, integer), public.search(text, integer, regclass, text, jsonb),
-    public.search_rows(text, integer, anyelement, text, jsonb), pgbert.status(),
+    pgbert.status(),
     pgbert.pending_rows(regclass), pgbert.lexemes(text, text), pgbert.query_lexemes(text, text),
     pgbert.text_language(text), pgbert.embed_chunks(text[], integer, integer),
     -- SECURITY DEFINER entry point: checks that the caller owns the table

@@ -206,3 +206,20 @@ def test_search_rows_returns_the_tables_own_rows_in_searchs_order(conn, options)
     assert joined == (1,)
     with pytest.raises(psycopg.errors.DatatypeMismatch):
         conn.execute("SELECT * FROM search_rows('x', 5, NULL::integer)")
+
+
+# ---- errors that say what to do -------------------------------------------------------------------------------
+@pytest.mark.parametrize("call", [
+    "SELECT embed('x')", "SELECT embed('x', 'query')", "SELECT embed_batch(ARRAY['x'])",
+    "SELECT embed_batch(ARRAY['x'], 'query')", "SELECT * FROM search('x', 5)",
+    "SELECT * FROM search('x', 5, 'text_embeddings')", "SELECT * FROM search_rows('x', 5, NULL::text_embeddings)",
+])
+def test_a_role_without_pgbert_user_is_told_which_grant_it_needs(conn, role, call):
+    app = role("pgbert_test_newcomer")
+    conn.execute("GRANT SELECT ON text_embeddings TO pgbert_test_newcomer")
+    conn.execute(f"SET ROLE {app}")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="may not embed or search") as caught:
+        conn.execute(call)
+    assert caught.value.diag.message_hint == f"GRANT pgbert_user TO {app};"
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):  # the model itself stays pgbert_user's
+        conn.execute("SELECT pgbert.embed('x', 'query')")
