@@ -35,7 +35,8 @@ $$;
 COMMENT ON FUNCTION pgbert._index_on(regclass, name, name) IS
     'Internal: the newest single-column index of an access method on a column, or NULL.';
 
--- The single-column, unique, not-null key that batch write-back finds new rows by (NULL: none).
+-- The single-column, unique (checked at once, not deferred), not-null key that batch write-back finds new
+-- rows by (NULL: none).
 CREATE OR REPLACE FUNCTION pgbert._batch_key(tbl regclass) RETURNS name
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -43,7 +44,7 @@ AS $$
     SELECT a.attname
       FROM pg_catalog.pg_index i
       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-     WHERE i.indrelid = tbl AND i.indnkeyatts = 1 AND i.indisunique AND i.indpred IS NULL
+     WHERE i.indrelid = tbl AND i.indnkeyatts = 1 AND i.indisunique AND i.indimmediate AND i.indpred IS NULL
        AND i.indexprs IS NULL AND a.attnotnull
      ORDER BY i.indisprimary DESC, a.attnum
      LIMIT 1
@@ -172,6 +173,22 @@ COMMENT ON FUNCTION pgbert._writer_name(oid) IS
     'Internal: the name (in schema pgbert) of a table''s write-back function.';
 DROP FUNCTION IF EXISTS pgbert._batch_writer_name(oid), pgbert._chunk_writer_name(oid);  -- before 0010
 
+-- The type under a column's domains (a domain's CHECK runs its owner's functions as whoever casts to it:
+-- code that reads another role's table casts to this base type, never to the domain).
+CREATE OR REPLACE FUNCTION pgbert._key_base_type(tbl regclass, key_column name) RETURNS oid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE t(oid, base) AS (
+        SELECT y.oid, y.typbasetype FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type y ON y.oid = a.atttypid
+         WHERE a.attrelid = tbl AND a.attname = key_column
+        UNION ALL
+        SELECT y.oid, y.typbasetype FROM t JOIN pg_catalog.pg_type y ON y.oid = t.base WHERE t.base <> 0)
+    SELECT t.oid FROM t WHERE t.base = 0
+$$;
+COMMENT ON FUNCTION pgbert._key_base_type(regclass, name) IS
+    'Internal: the type of a column with its domains resolved (casting to it runs no domain CHECK).';
+
 -- The key type's own equality: the '=' (strategy 3) of its type's default btree operator class, which only
 -- a superuser can create; never an operator found by name (one planted in any schema could win).
 CREATE OR REPLACE FUNCTION pgbert._key_equality(tbl regclass, key_column name) RETURNS text
@@ -179,9 +196,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    key_type oid := (SELECT coalesce(nullif(t.typbasetype, 0), t.oid) FROM pg_catalog.pg_attribute a
-                       JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-                      WHERE a.attrelid = tbl AND a.attname = key_column);
+    key_type oid := pgbert._key_base_type(tbl, key_column);
     key_eq   text := (SELECT format('OPERATOR(%I.%s)', n.nspname, o.oprname)
                         FROM pg_catalog.pg_opclass c
                         JOIN pg_catalog.pg_am am ON am.oid = c.opcmethod AND am.amname = 'btree'

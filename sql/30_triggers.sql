@@ -90,11 +90,17 @@ DECLARE
                          WHERE p.oid = to_regprocedure(format('pgbert.%I()', fn)));
     chunk_owner oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = chunks);
 BEGIN
+    -- Settings pinned too: keys travel as jsonb, whose text must not depend on the inserting session (a float
+    -- key printed with fewer digits would match another row).
     IF to_regprocedure(format('pgbert.%I()', fn)) IS NULL
-       OR (SELECT p.prosrc FROM pg_catalog.pg_proc p WHERE p.oid = to_regprocedure(format('pgbert.%I()', fn)))
-          IS DISTINCT FROM pgbert._writer_body(tbl) THEN  -- missing, or another version's body (upgrades)
+       OR (SELECT p.prosrc || '|' || array_to_string(p.proconfig, '|') FROM pg_catalog.pg_proc p
+            WHERE p.oid = to_regprocedure(format('pgbert.%I()', fn))) COLLATE "C"
+          IS DISTINCT FROM pgbert._writer_body(tbl) || '|search_path=pg_catalog, pg_temp|extra_float_digits=1'
+                           '|IntervalStyle=postgres|DateStyle=ISO, MDY'
+    THEN  -- missing, or another version's (upgrades)
         EXECUTE format('CREATE OR REPLACE FUNCTION pgbert.%I() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER '
-                       'SET search_path = pg_catalog, pg_temp AS %L', fn, pgbert._writer_body(tbl));
+                       'SET search_path = pg_catalog, pg_temp SET extra_float_digits = 1 '
+                       'SET IntervalStyle = postgres SET DateStyle = ''ISO, MDY'' AS %L', fn, pgbert._writer_body(tbl));
         EXECUTE format('REVOKE ALL ON FUNCTION pgbert.%I() FROM PUBLIC', fn);
         EXECUTE format('COMMENT ON FUNCTION pgbert.%I() IS %L', fn,
                        format('Trigger (pgbert_* on %s): writes back vectors and chunks, as the table''s owner.', tbl));
@@ -204,6 +210,12 @@ DECLARE
     n   integer := 0;
 BEGIN
     FOR tbl IN SELECT e.relid FROM pgbert.embedded_tables e ORDER BY e.relid LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = tbl) THEN  -- gone unseen: forget it
+            RAISE WARNING 'pgbert: forgetting table %, which is gone', tbl::oid;
+            DELETE FROM pgbert.embedded_tables e WHERE e.relid = tbl;
+            PERFORM pgbert._drop_writers(tbl);
+            CONTINUE;
+        END IF;
         PERFORM pgbert._require_owner(tbl, 'reinstall');
         PERFORM pgbert._reinstall(tbl);  -- 70_events.sql
         n := n + 1;

@@ -13,6 +13,10 @@ DECLARE
 BEGIN
     IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = tbl) NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'pgbert: % is not a table', tbl USING ERRCODE = 'wrong_object_type';
+    ELSIF (SELECT c.relpersistence FROM pg_catalog.pg_class c WHERE c.oid = tbl) = 't' THEN
+        -- a temporary table goes at the end of its session without an event trigger: pgbert would not know
+        RAISE EXCEPTION 'pgbert: % is a temporary table; embedding needs a permanent one', tbl
+              USING ERRCODE = 'wrong_object_type', HINT = 'Use an UNLOGGED table for scratch data.';
     ELSIF src_type IS NULL THEN
         RAISE EXCEPTION 'pgbert: table % has no column %', tbl, quote_ident(source_column)
               USING ERRCODE = 'undefined_column';

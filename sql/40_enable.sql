@@ -177,7 +177,7 @@ BEGIN
     PERFORM pgbert._drop_writers(tbl);
     IF cfg.chunk_relid IS NOT NULL THEN  -- chunks are pgbert's storage, not the user's columns
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = cfg.chunk_relid) THEN
-            EXECUTE format('DROP TABLE %s', cfg.chunk_relid::regclass);
+            EXECUTE format('DROP TABLE %s CASCADE', cfg.chunk_relid::regclass);  -- views on them: not a veto
         END IF;
     ELSIF drop_column THEN
         EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', tbl, cfg.vector_column);

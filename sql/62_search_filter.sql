@@ -76,8 +76,7 @@ BEGIN
            JOIN %s AS t ON t.%I %s s.id::%s
           ORDER BY s.ordinality',
         tbl, cfg.key_column, pgbert._key_equality(tbl, cfg.key_column),
-        (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a
-          WHERE a.attrelid = tbl AND a.attname = cfg.key_column))
+        format_type(pgbert._key_base_type(tbl, cfg.key_column), NULL))  -- never the domain: its CHECK
         USING query, k, tbl, mode, filter;
 END
 $fn$;

@@ -96,8 +96,7 @@ BEGIN
            JOIN %8$s AS p ON p.row_key %7$s f.row_key AND p.chunk = f.chunk
           ORDER BY f.rank_key DESC',
         cfg.key_column, cfg.source_column, pgbert._distance_operator(cfg.metric), pgbert._row_columns(cfg),
-        (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a
-          WHERE a.attrelid = cfg.relid AND a.attname = cfg.key_column),
+        format_type(pgbert._key_base_type(cfg.relid, cfg.key_column), NULL),  -- never a domain: its CHECK
         cfg.relid, key_eq, pgbert._qualified(cfg.chunk_relid))
         USING picked->'hits', q;
 END

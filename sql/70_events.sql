@@ -42,7 +42,8 @@ BEGIN
         DELETE FROM pgbert.embedded_tables e WHERE e.relid = gone.relid;
         PERFORM pgbert._drop_writers(gone.relid);
         IF gone.whole_table AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = gone.chunk_relid) THEN
-            EXECUTE format('DROP TABLE %s', gone.chunk_relid::regclass);
+            -- CASCADE: another role's view on these chunks must not stop the owner's DROP of the table
+            EXECUTE format('DROP TABLE %s CASCADE', gone.chunk_relid::regclass);
         END IF;
     END LOOP;
 END

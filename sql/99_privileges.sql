@@ -52,6 +52,7 @@ GRANT EXECUTE ON FUNCTION
     -- implementations (which a table's write-back function runs as the table's owner)
     pgbert._embedding_config(regclass), pgbert._distance_operator(text), pgbert._operator_class(text),
     pgbert._index_on(regclass, name, name), pgbert._build_index(regclass), pgbert._key_equality(regclass, name),
+    pgbert._key_base_type(regclass, name),
     pgbert._qualified(oid), pgbert.row_visible(oid, smallint, smallint, anyelement),
     pgbert._backfill_batch(regclass, integer), pgbert._backfill_chunks_batch(regclass, integer),
     pgbert._backfill_lexemes_batch(regclass, integer),

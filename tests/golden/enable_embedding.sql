@@ -3,6 +3,9 @@ CREATE OR REPLACE FUNCTION pgbert.write_back_<oid>()
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET extra_float_digits TO '1'
+ SET "IntervalStyle" TO 'postgres'
+ SET "DateStyle" TO 'ISO, MDY'
 AS $function$
 BEGIN
     IF TG_RELID <> <oid> OR TG_LEVEL <> 'STATEMENT' THEN
