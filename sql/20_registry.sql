@@ -121,27 +121,6 @@ $fn$;
 COMMENT ON FUNCTION pgbert._embedding_config(regclass) IS
     'Internal: the registry row of an embedding-enabled table (as pgbert.enabled_tables shows it), or SQLSTATE 55000 "embedding is not enabled".';
 
--- Only a table's owner (or a member of the owner role, e.g. a superuser) turns embedding on or off. The
--- caller is pgbert._caller(): this check also holds inside SECURITY DEFINER entry points.
-CREATE OR REPLACE FUNCTION pgbert._require_owner(tbl regclass, action text) RETURNS void
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    owner oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
-BEGIN
-    IF owner IS NULL THEN  -- never "allowed" by a NULL comparison: the table is gone
-        RAISE EXCEPTION 'pgbert: table % does not exist', tbl USING ERRCODE = 'undefined_table';
-    END IF;
-    IF NOT pg_has_role(pgbert._caller(), owner, 'USAGE') THEN
-        RAISE EXCEPTION 'pgbert: must be the owner of table % to % embedding on it', tbl, action
-              USING ERRCODE = 'insufficient_privilege';
-    END IF;
-END
-$fn$;
-COMMENT ON FUNCTION pgbert._require_owner(regclass, text) IS
-    'Internal: raises unless the calling role (pgbert._caller()) owns the table or is a member of its owner role.';
-
 -- Distance of a metric: the pgvector operator (schema-qualified: no look-alike can take its place) and
 -- the HNSW operator class that serves it.
 CREATE OR REPLACE FUNCTION pgbert._distance_operator(metric text) RETURNS text

@@ -1,5 +1,6 @@
 -- ---------------------------------------------------------------------------------------------------
--- enable_embedding's argument checks (40_enable.sql calls them, as pgbert's owner, in setup_embedding).
+-- enable_embedding's argument checks and who may enable or disable (40_enable.sql calls them, as pgbert's
+-- owner, in setup_embedding and teardown_embedding).
 -- ---------------------------------------------------------------------------------------------------
 
 -- The table is a table and its source column holds text.
@@ -95,3 +96,48 @@ $fn$;
 COMMENT ON FUNCTION pgbert._check_new_registration(regclass, text, text) IS
     'Internal: raises unless the strategy and distance are known and a model is active; returns the model.';
 DROP FUNCTION IF EXISTS pgbert._check_new_registration(regclass, text);
+
+-- Who called enable_embedding or disable_embedding. SECURITY DEFINER code sees no caller of its own, and the
+-- session's role is not the answer inside another role's SECURITY DEFINER function (a confused deputy): so
+-- those procedures, which run as their caller, first create the temporary table pg_temp.pgbert_caller_<oid>,
+-- which is therefore owned by their caller, and the definer code asks who owns it in this session.
+CREATE OR REPLACE FUNCTION pgbert._prove_caller(tbl regclass, present boolean) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF present THEN
+        EXECUTE format('CREATE TEMPORARY TABLE %I () ON COMMIT DROP', 'pgbert_caller_' || tbl::oid);
+    ELSE
+        EXECUTE format('DROP TABLE pg_temp.%I', 'pgbert_caller_' || tbl::oid);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._prove_caller(regclass, boolean) IS
+    'Internal: creates (or drops) pg_temp.pgbert_caller_<oid>, owned by whoever calls this: the proof enable_embedding and disable_embedding give their definer steps of who called them.';
+
+-- Only a table's owner (or a member of the owner role, e.g. a superuser) turns embedding on or off: the
+-- caller proven by _prove_caller ('reinstall', run by the superuser's upgrade: the session's role).
+CREATE OR REPLACE FUNCTION pgbert._require_owner(tbl regclass, action text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    owner  oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
+    caller oid := CASE WHEN action = 'reinstall' THEN pgbert._caller()
+                       ELSE (SELECT c.relowner FROM pg_catalog.pg_class c
+                              WHERE c.relnamespace = pg_my_temp_schema() AND c.relname = 'pgbert_caller_' || tbl::oid)
+                  END;
+BEGIN
+    IF owner IS NULL THEN  -- never "allowed" by a NULL comparison: the table is gone
+        RAISE EXCEPTION 'pgbert: table % does not exist', tbl USING ERRCODE = 'undefined_table';
+    END IF;
+    IF caller IS NULL OR NOT pg_has_role(caller, owner, 'USAGE') THEN
+        RAISE EXCEPTION 'pgbert: must be the owner of table % to % embedding on it', tbl, action
+              USING ERRCODE = 'insufficient_privilege',
+                    HINT = format('CALL pgbert.%s_embedding(...) as the table''s owner.', action);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._require_owner(regclass, text) IS
+    'Internal: raises unless the role that called enable_embedding or disable_embedding (proven by _prove_caller) owns the table or is a member of its owner role.';

@@ -146,8 +146,10 @@ DECLARE
     caller_path text := pg_catalog.current_setting('search_path');
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    PERFORM pgbert._prove_caller(tbl, true);  -- who calls: the definer step checks this role owns the table
     PERFORM pgbert.setup_embedding(tbl, source_column, vector_column, strategy, lexical, chunk_tokens,
                                    coalesce(overlap_tokens, least(32, chunk_tokens / 8)), lower(distance));
+    PERFORM pgbert._prove_caller(tbl, false);
     IF backfill THEN
         CALL pgbert.backfill(tbl, batch_size);
     END IF;
@@ -160,13 +162,27 @@ $proc$;
 COMMENT ON PROCEDURE pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer, integer, text) IS
     'Table owner: rows embed themselves from now on (vector column <source>_embedding added if missing), existing rows are backfilled in committed batches, then an HNSW index is built. lexical => ''japanese'' | ''auto'' | a text search configuration adds a lexical side (<source>_lexemes, GIN) for hybrid search. chunk_tokens => n (overlap_tokens => m, default n/8 up to 32) embeds long texts in chunks of n tokens, kept in <table>_chunks; search() then returns each row''s best passage. distance => ''cosine'' | ''l2'' | ''inner_product'' picks the index''s operator (<=>, <->, <#>; default: cosine for normalised models): write that operator in your queries.';
 
--- Run as pgbert's owner, for the table's owner only: drops exactly what pgbert made for this table (its
--- triggers, its write-back function, the chunk table it recorded) and, asked to, the columns it added.
+-- Run as its caller, who proves who it is (_prove_caller), then as pgbert's owner for the table's owner only:
+-- drops exactly what pgbert made for this table (its triggers, its write-back function, the chunk table it
+-- recorded) and, asked to, the columns it added.
 CREATE OR REPLACE PROCEDURE pgbert.disable_embedding(tbl regclass, drop_column boolean DEFAULT false)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $proc$
+BEGIN
+    PERFORM pgbert._prove_caller(tbl, true);
+    PERFORM pgbert.teardown_embedding(tbl, drop_column);
+    PERFORM pgbert._prove_caller(tbl, false);
+END
+$proc$;
+COMMENT ON PROCEDURE pgbert.disable_embedding(regclass, boolean) IS
+    'Table owner: rows stop embedding themselves (triggers removed); the vectors stay unless drop_column => true. A chunked table''s chunk table is dropped.';
+
+CREATE OR REPLACE FUNCTION pgbert.teardown_embedding(tbl regclass, drop_column boolean) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET check_function_bodies = on
-AS $proc$
+AS $fn$
 DECLARE
     cfg pgbert.embedded_tables;
 BEGIN
@@ -186,6 +202,6 @@ BEGIN
         END IF;
     END IF;
 END
-$proc$;
-COMMENT ON PROCEDURE pgbert.disable_embedding(regclass, boolean) IS
-    'Table owner: rows stop embedding themselves (triggers removed); the vectors stay unless drop_column => true. A chunked table''s chunk table is dropped.';
+$fn$;
+COMMENT ON FUNCTION pgbert.teardown_embedding(regclass, boolean) IS
+    'Table owner (through disable_embedding): drops the triggers, write-back function and chunk table pgbert made for the table, and with drop_column its vector and lexemes columns.';

@@ -44,8 +44,9 @@ GRANT EXECUTE ON FUNCTION
     pgbert.status(),
     pgbert.pending_rows(regclass), pgbert.lexemes(text, text), pgbert.query_lexemes(text, text),
     pgbert.text_language(text), pgbert.embed_chunks(text[], integer, integer),
-    -- SECURITY DEFINER entry point: checks that the caller owns the table
+    -- SECURITY DEFINER entry points: check that the caller (proven by _prove_caller) owns the table
     pgbert.setup_embedding(regclass, name, name, text, text, integer, integer, text),
+    pgbert.teardown_embedding(regclass, boolean), pgbert._prove_caller(regclass, boolean),
     -- attached by setup_embedding (as pgbert's owner), fired as whoever writes
     pgbert.embed_row(), pgbert.batch_start(), pgbert.batch_end(),
     -- caller's rights: the steps of enable_embedding, backfill and search, and the write-back

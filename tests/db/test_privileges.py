@@ -70,7 +70,7 @@ def test_every_security_definer_routine_pins_its_settings_and_only_entry_points_
         if not name.startswith("write_back_"):
             assert "check_function_bodies=on" in config, name
     assert [n for n, _ in definers if not n.startswith("write_back_")] == [
-        "disable_embedding", "follow_altered_tables", "forget_dropped", "setup_embedding"]
+        "follow_altered_tables", "forget_dropped", "setup_embedding", "teardown_embedding"]
     # A table's write-back function holds fixed text and its table's oid: the same for every table.
     bodies = conn.execute("""
         SELECT DISTINCT regexp_replace(p.prosrc, '[0-9]+', 'N', 'g') FROM pg_proc p

@@ -93,3 +93,37 @@ def test_another_roles_view_on_the_chunks_does_not_veto_the_owners_drop(conn, ap
     conn.execute("RESET ROLE")
     assert conn.execute(f"SELECT to_regclass('{alice}.kb_chunks'), to_regclass('{alice}.kb2_chunks')").fetchone() == (
         None, None)
+
+
+DEPUTY = """
+CREATE FUNCTION {m}.helpful() RETURNS text LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+  BEGIN CALL pgbert.disable_embedding('{a}.docs', drop_column => true);
+  EXCEPTION WHEN insufficient_privilege THEN NULL; END;
+  BEGIN PERFORM pgbert.teardown_embedding('{a}.docs', true);
+  EXCEPTION WHEN insufficient_privilege THEN NULL; END;
+  BEGIN CALL pgbert.enable_embedding('{a}.other', 'body');
+  EXCEPTION WHEN insufficient_privilege THEN NULL; END;
+  RETURN 'thanks';
+END $$;
+GRANT EXECUTE ON FUNCTION {m}.helpful() TO PUBLIC;
+"""
+
+
+def test_another_roles_definer_function_cannot_act_for_the_owner_who_runs_it(conn, app):  # noqa: F811
+    """The confused deputy: alice runs mallory's SECURITY DEFINER function; pgbert acts for the role that called
+    it (mallory), not for the session's role (alice)."""
+    alice, mallory = app
+    as_role(conn, alice)
+    conn.execute(f"CREATE TABLE {alice}.docs (id int PRIMARY KEY, body text)")
+    conn.execute(f"CREATE TABLE {alice}.other (id int PRIMARY KEY, body text)")
+    conn.execute(f"CALL pgbert.enable_embedding('{alice}.docs', 'body', build_index => false)")
+    conn.execute(f"INSERT INTO {alice}.docs VALUES (1, 'alice keeps this vector')")
+    as_role(conn, mallory)
+    conn.execute(DEPUTY.format(m=mallory, a=alice))
+    as_role(conn, alice)
+    assert conn.execute(f"SELECT {mallory}.helpful()").fetchone() == ("thanks",)
+    assert conn.execute(f"SELECT count(body_embedding) FROM {alice}.docs").fetchone() == (1,)
+    assert conn.execute("SELECT count(*) FROM pgbert.enabled_tables WHERE relid = ANY (%s::regclass[])",
+                        ([f"{alice}.docs", f"{alice}.other"],)).fetchone() == (1,)
+    conn.execute(f"CALL pgbert.disable_embedding('{alice}.docs')")  # alice herself still can
