@@ -3,7 +3,7 @@ import psycopg
 import pytest
 from test_trust_round3 import app, as_role, loot  # noqa: F401  (the fixture and helpers of round 3)
 
-from helpers import is_superuser
+from helpers import assert_embedded, is_superuser
 
 HOSTILE_DOMAIN = """
 CREATE FUNCTION {m}.evil(v text) RETURNS boolean LANGUAGE plpgsql AS $$
@@ -49,8 +49,8 @@ def test_an_inserters_float_settings_never_move_a_vector_to_another_row(conn, ap
     conn.execute(f"INSERT INTO {alice}.f VALUES (0.5, 'first row inline'), (1.2, 'EVE POISON TEXT')")
     conn.execute("RESET extra_float_digits")
     as_role(conn, alice)
-    rows = conn.execute(f"SELECT id, body_embedding::text = embed(body)::text FROM {alice}.f ORDER BY id").fetchall()
-    assert rows == [(0.5, True), (1.0, True), (1.2, True)]
+    assert [r[0] for r in conn.execute(f"SELECT id FROM {alice}.f ORDER BY id")] == [0.5, 1.0, 1.2]
+    assert_embedded(conn, f"{alice}.f")  # each row its own text's vector (within the engine's tolerance)
 
 
 def test_a_deferrable_key_is_not_a_batch_key(conn):
