@@ -84,17 +84,16 @@ SET check_function_bodies = on
 AS $fn$
 DECLARE
     fn          name := pgbert._writer_name(tbl);
+    existing    pg_catalog.pg_proc := (SELECT p FROM pg_catalog.pg_proc p
+                                        WHERE p.oid = to_regprocedure(format('pgbert.%I()', fn)));
     owner       oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
     chunks      oid := (SELECT e.chunk_relid FROM pgbert.embedded_tables e WHERE e.relid = tbl);
-    previous    oid := (SELECT p.proowner FROM pg_catalog.pg_proc p
-                         WHERE p.oid = to_regprocedure(format('pgbert.%I()', fn)));
     chunk_owner oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = chunks);
 BEGIN
     -- Settings pinned too: keys travel as jsonb, whose text must not depend on the inserting session (a float
     -- key printed with fewer digits would match another row).
-    IF to_regprocedure(format('pgbert.%I()', fn)) IS NULL
-       OR (SELECT p.prosrc || '|' || array_to_string(p.proconfig, '|') FROM pg_catalog.pg_proc p
-            WHERE p.oid = to_regprocedure(format('pgbert.%I()', fn))) COLLATE "C"
+    IF existing.oid IS NULL
+       OR (existing.prosrc || '|' || array_to_string(existing.proconfig, '|')) COLLATE "C"
           IS DISTINCT FROM pgbert._writer_body(tbl) || '|search_path=pg_catalog, pg_temp|extra_float_digits=1'
                            '|IntervalStyle=postgres|DateStyle=ISO, MDY'
     THEN  -- missing, or another version's (upgrades)
@@ -108,7 +107,7 @@ BEGIN
     EXECUTE format('ALTER FUNCTION pgbert.%I() OWNER TO %I', fn, pg_get_userbyid(owner));  -- a no-op when it is
     -- The chunk table pgbert made for this table (recorded by pgbert alone), only while it is still owned
     -- by the function's previous owner: nothing else is ever re-owned.
-    IF chunk_owner <> owner AND (previous IS NULL OR chunk_owner = previous) THEN
+    IF chunk_owner <> owner AND (existing.proowner IS NULL OR chunk_owner = existing.proowner) THEN
         EXECUTE format('ALTER TABLE %s OWNER TO %I', chunks::regclass, pg_get_userbyid(owner));
     END IF;
     RETURN fn;

@@ -12,15 +12,18 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     chunked boolean := coalesce(cfg.relid::oid = cfg.chunk_relid, false);
-    tbl     regclass := CASE WHEN chunked THEN (SELECT e.relid FROM pgbert.enabled_tables e
-                                                 WHERE e.chunk_relid = cfg.chunk_relid) ELSE cfg.relid END;
+    tbl     regclass := cfg.relid;  -- the table whose columns are filtered (a chunk table's table: below)
+    key_col name := cfg.key_column;
     key     text;
     col     smallint;
     pairs   text[] := '{}';
 BEGIN
     IF filter IS NULL THEN
         RETURN 'true';
-    ELSIF jsonb_typeof(filter) <> 'object' THEN
+    ELSIF chunked THEN
+        SELECT e.relid, e.key_column INTO tbl, key_col FROM pgbert.enabled_tables e WHERE e.chunk_relid = cfg.chunk_relid;
+    END IF;
+    IF jsonb_typeof(filter) <> 'object' THEN
         RAISE EXCEPTION 'pgbert: filter must be a jsonb object of column values, not %', filter
               USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: filter => ''{"section": "graphics"}''';
     END IF;
@@ -31,8 +34,8 @@ BEGIN
             RAISE EXCEPTION 'pgbert: filter names %, which is not a column of %', quote_ident(key), tbl
                   USING ERRCODE = 'undefined_column';
         ELSIF NOT has_column_privilege(tbl, col, 'SELECT') THEN
-            RAISE EXCEPTION 'pgbert: permission denied for column % of %: it cannot be filtered on', quote_ident(key), tbl
-                  USING ERRCODE = 'insufficient_privilege';
+            RAISE EXCEPTION 'pgbert: permission denied for column % of %: it cannot be filtered on',
+                  quote_ident(key), tbl USING ERRCODE = 'insufficient_privilege';
         END IF;
         pairs := pairs || format('%L, %I.%I', key, CASE WHEN chunked THEN 'f' ELSE alias END, key);
     END LOOP;
@@ -40,8 +43,7 @@ BEGIN
         RETURN format('jsonb_build_object(%s) @> %L::jsonb', array_to_string(pairs, ', '), filter);
     END IF;
     RETURN format('EXISTS (SELECT 1 FROM %s f WHERE f.%I %s %I.row_key AND jsonb_build_object(%s) @> %L::jsonb)',
-                  tbl, (SELECT e.key_column FROM pgbert.enabled_tables e WHERE e.relid = tbl),
-                  pgbert._key_equality(tbl, (SELECT e.key_column FROM pgbert.enabled_tables e WHERE e.relid = tbl)),
+                  tbl, key_col, pgbert._key_equality(tbl, key_col),
                   alias, array_to_string(pairs, ', '), filter);
 END
 $fn$;
