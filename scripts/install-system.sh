@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# System packages for pgbert: PostgreSQL server, PL/Python, headers, pgvector.
+# System packages for pgbert: PostgreSQL server, PL/Python, headers, pgvector, pg_cron.
 # Idempotent; prints the chosen PostgreSQL major version on stdout (last line).
 # Shared by scripts/bootstrap.sh (tested) and documented for other hosts.
 source "$(dirname "$0")/lib.sh"
@@ -40,12 +40,21 @@ step "PostgreSQL $major ($(debian_codename))"
 # pgbouncer: the pooler the README recommends, tested in front of the cluster
 pkgs="postgresql-$major postgresql-plpython3-$major postgresql-server-dev-$major make gcc pgbouncer"
 missing=$(need_pkgs $pkgs)
+[ -z "$missing" ] || apt_update_once
+# pg_cron: one way to run the embedding queue (README, "pg_cron"); the cluster preloads it when it is there.
+# Optional: without it in apt's lists (no apt-get update just for it), the queue runs with `pgbert worker`.
+cron_pkg="postgresql-$major-cron"
+if installed "$cron_pkg" || installable "$cron_pkg"; then
+    pkgs="$pkgs $cron_pkg"; missing=$(need_pkgs $pkgs)
+else
+    info "$cron_pkg is not in apt's lists: no pg_cron (run apt-get update, then this script, to add it)"
+fi
 if [ -n "$missing" ]; then
     apt_update_once
     step "apt-get install $missing"
     as_root apt-get install -y -qq --no-install-recommends $missing >/dev/null
 else
-    info "server, PL/Python and headers already installed"
+    info "already installed: $pkgs"
 fi
 PG_CONFIG=/usr/lib/postgresql/$major/bin/pg_config
 

@@ -130,6 +130,11 @@ BEGIN
             EXECUTE format('DROP FUNCTION pgbert.%I()', fn);
         END IF;
     END LOOP;
+    fn := pgbert._store_name(tbl);  -- the queue's store function (46_queue_store.sql)
+    IF NOT EXISTS (SELECT 1 FROM pgbert.embedded_tables e WHERE e.relid = tbl)
+       AND to_regprocedure(format('pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[])', fn)) IS NOT NULL THEN
+        EXECUTE format('DROP FUNCTION pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[])', fn);
+    END IF;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._drop_writers(oid) IS
@@ -147,31 +152,39 @@ DECLARE
     lexical text;
 BEGIN
     PERFORM pgbert._drop_writers(tbl);  -- an earlier version's (its triggers are gone)
+    IF cfg.strategy IN ('queue', 'auto') THEN
+        PERFORM pgbert._install_queue_triggers(tbl);  -- 45_queue.sql
+    END IF;
     IF cfg.chunk_tokens IS NOT NULL THEN
         PERFORM pgbert._install_chunk_triggers(tbl);  -- chunked: statement triggers only (35_chunks.sql)
         RETURN;
     END IF;
+    IF cfg.strategy IN ('batch', 'auto') THEN  -- auto: a statement's rows share one token budget
+        EXECUTE format('CREATE TRIGGER pgbert_batch_start BEFORE INSERT%s ON %s FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION pgbert.batch_start()', CASE cfg.strategy WHEN 'auto' THEN ' OR UPDATE' END, tbl);
+        EXECUTE format('CREATE TRIGGER pgbert_batch_end AFTER INSERT%s ON %s FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION pgbert.batch_end()', CASE cfg.strategy WHEN 'auto' THEN ' OR UPDATE' END, tbl);
+    END IF;
     IF cfg.strategy = 'batch' THEN
-        EXECUTE format('CREATE TRIGGER pgbert_batch_start BEFORE INSERT ON %s FOR EACH STATEMENT '
-                       'EXECUTE FUNCTION pgbert.batch_start()', tbl);
         EXECUTE format('CREATE TRIGGER pgbert_batch_write AFTER INSERT ON %s REFERENCING NEW TABLE AS pgbert_new_rows '
                        'FOR EACH STATEMENT EXECUTE FUNCTION pgbert.%I()', tbl, pgbert._install_writer(tbl));
-        EXECUTE format('CREATE TRIGGER pgbert_batch_end AFTER INSERT ON %s FOR EACH STATEMENT '
-                       'EXECUTE FUNCTION pgbert.batch_end()', tbl);
     END IF;
     -- The table's oid lets rows inserted straight into a partition find their statement's batch state;
     -- the lexical column and config follow when the table has a lexical side.
     lexical := CASE WHEN cfg.lexical_column IS NOT NULL
                     THEN format(', %L, %L', cfg.lexical_column, cfg.lexical_config) ELSE '' END;
-    EXECUTE format('CREATE TRIGGER pgbert_embed_insert BEFORE INSERT ON %s FOR EACH ROW '
-                   'EXECUTE FUNCTION pgbert.embed_row(%L, %L, %L, %L%s)',
-                   tbl, cfg.source_column, cfg.vector_column, cfg.strategy, tbl::oid, lexical);
+    IF cfg.strategy <> 'queue' OR lexical <> '' THEN  -- a queued row without lexical side needs no row trigger
+        EXECUTE format('CREATE TRIGGER pgbert_embed_insert BEFORE INSERT ON %s FOR EACH ROW '
+                       'EXECUTE FUNCTION pgbert.embed_row(%L, %L, %L, %L%s)',
+                       tbl, cfg.source_column, cfg.vector_column, cfg.strategy, tbl::oid, lexical);
+    END IF;
     -- An UPDATE that changes the text, or that leaves a row with text but no vector (an ORM's save() of a
     -- stale instance, an upsert copying EXCLUDED.*): other updates never call the model.
     EXECUTE format('CREATE TRIGGER pgbert_embed_update BEFORE UPDATE OF %1$I, %3$I ON %2$s FOR EACH ROW '
                    'WHEN (OLD.%1$I IS DISTINCT FROM NEW.%1$I OR (NEW.%3$I IS NULL AND NEW.%1$I IS NOT NULL)) '
                    'EXECUTE FUNCTION pgbert.embed_row(%1$L, %3$L, %4$L, %5$L%6$s)',
-                   cfg.source_column, tbl, cfg.vector_column, 'row', tbl::oid, lexical);
+                   cfg.source_column, tbl, cfg.vector_column,
+                   CASE WHEN cfg.strategy IN ('queue', 'auto') THEN cfg.strategy ELSE 'row' END, tbl::oid, lexical);
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._install_triggers(regclass) IS

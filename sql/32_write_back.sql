@@ -37,7 +37,9 @@ DECLARE
     cfg pgbert.embedded_tables := pgbert._writer_config(tbl);
 BEGIN
     IF cfg.chunk_relid IS NOT NULL THEN
-        PERFORM pgbert._insert_chunks(cfg, new_rows, NULL);
+        IF cfg.strategy <> 'queue' THEN  -- queued: the workers chunk the rows (45_queue.sql)
+            PERFORM pgbert._insert_chunks(cfg, new_rows, NULL);
+        END IF;
         RETURN;
     END IF;
     EXECUTE format($q$
@@ -83,7 +85,9 @@ BEGIN
         cfg.chunk_relid::regclass, cfg.key_column, pgbert._key_equality(tbl, cfg.key_column), cfg.source_column,
         tbl::regclass)
         USING old_rows, new_rows;
-    PERFORM pgbert._insert_chunks(cfg, new_rows, old_rows);
+    IF cfg.strategy <> 'queue' THEN  -- queued: the rows left without chunks are the workers' (45_queue.sql)
+        PERFORM pgbert._insert_chunks(cfg, new_rows, old_rows);
+    END IF;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._write_updated(oid, jsonb, jsonb) IS

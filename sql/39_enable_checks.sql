@@ -77,8 +77,8 @@ AS $fn$
 DECLARE
     model pgbert.models;
 BEGIN
-    IF strategy IS NULL OR strategy NOT IN ('batch', 'row') THEN
-        RAISE EXCEPTION 'pgbert: strategy must be ''batch'' or ''row'', not %', quote_nullable(strategy)
+    IF strategy IS NULL OR strategy NOT IN ('batch', 'row', 'queue', 'auto') THEN
+        RAISE EXCEPTION 'pgbert: strategy must be ''batch'', ''row'', ''queue'' or ''auto'', not %', quote_nullable(strategy)
               USING ERRCODE = 'invalid_parameter_value';
     ELSIF distance IS NOT NULL AND distance NOT IN ('cosine', 'l2', 'inner_product') THEN
         RAISE EXCEPTION 'pgbert: distance must be ''cosine'', ''l2'' or ''inner_product'', not %', quote_literal(distance)

@@ -42,7 +42,6 @@ DECLARE
     model       pgbert.models;
     key_col     name := pgbert._batch_key(tbl);
     lexical_col name;
-    owner       oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
     chunks      oid;
 BEGIN
     PERFORM pgbert._check_source(tbl, source_column);
@@ -54,21 +53,19 @@ BEGIN
         RETURN;  -- the same arguments: nothing to do (else _same_registration raised)
     END IF;
     IF chunk_tokens IS NOT NULL THEN
+        -- chunks are written after the statement, in batched model calls, or by the queue's workers
+        strategy := CASE WHEN strategy IN ('queue', 'auto') THEN strategy ELSE 'batch' END;
+        PERFORM pgbert._check_strategy(tbl, strategy, key_col, true);
         chunks := pgbert._register_chunks(tbl, model, key_col, source_column, vector_column, lexical,
                                           chunk_tokens, overlap_tokens);
-        strategy := 'batch';  -- chunks are always written after the statement, in batched model calls
     ELSE
+        PERFORM pgbert._check_strategy(tbl, strategy, key_col, false);
         vector_column := coalesce(vector_column, pgbert._suffixed(source_column, '_embedding'));
         PERFORM pgbert._ensure_vector_column(tbl, vector_column, model);
         IF strategy = 'batch' AND key_col IS NULL THEN
             RAISE NOTICE 'pgbert: % has no single-column primary key: embedding row by row', tbl;
             strategy := 'row';
         END IF;
-    END IF;
-    -- The write-back runs as the table's owner, who must therefore be allowed to embed.
-    IF strategy = 'batch' AND NOT has_function_privilege(owner, 'pgbert.embed_batch(text[])', 'EXECUTE') THEN
-        RAISE EXCEPTION 'pgbert: the owner of % (%) may not embed', tbl, owner::regrole
-              USING ERRCODE = 'insufficient_privilege', HINT = format('GRANT pgbert_user TO %I;', pg_get_userbyid(owner));
     END IF;
     vector_column := coalesce(vector_column, 'embedding');
     lexical_col := CASE WHEN lexical IS NULL THEN NULL WHEN chunks IS NOT NULL THEN 'lexemes'
@@ -87,6 +84,9 @@ BEGIN
     IF chunks IS NULL THEN  -- (_register_chunks says what it did)
         RAISE NOTICE 'pgbert: % embeds %.% into % (model %, % strategy)', tbl, tbl, quote_ident(source_column),
               quote_ident(vector_column), model.name, strategy;
+    END IF;
+    IF strategy IN ('queue', 'auto') THEN
+        PERFORM pgbert._enqueue_existing(tbl);  -- the workers backfill a queued table
     END IF;
 END
 $fn$;
@@ -150,7 +150,11 @@ BEGIN
     PERFORM pgbert.setup_embedding(tbl, source_column, vector_column, strategy, lexical, chunk_tokens,
                                    coalesce(overlap_tokens, least(32, chunk_tokens / 8)), lower(distance));
     PERFORM pgbert._prove_caller(tbl, false);
-    IF backfill THEN
+    IF backfill AND (SELECT e.strategy FROM pgbert.enabled_tables e WHERE e.relid = tbl) IN ('queue', 'auto') THEN
+        -- existing rows were queued (the workers embed them); the lexical side is filled now
+        WHILE pgbert._backfill_lexemes_batch(tbl, batch_size) > 0 LOOP
+        END LOOP;
+    ELSIF backfill THEN
         CALL pgbert.backfill(tbl, batch_size);
     END IF;
     IF build_index THEN
@@ -160,7 +164,7 @@ BEGIN
 END
 $proc$;
 COMMENT ON PROCEDURE pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer, integer, text) IS
-    'Table owner: rows embed themselves from now on (vector column <source>_embedding added if missing), existing rows are backfilled in committed batches, then an HNSW index is built. lexical => ''japanese'' | ''auto'' | a text search configuration adds a lexical side (<source>_lexemes, GIN) for hybrid search. chunk_tokens => n (overlap_tokens => m, default n/8 up to 32) embeds long texts in chunks of n tokens, kept in <table>_chunks; search() then returns each row''s best passage. distance => ''cosine'' | ''l2'' | ''inner_product'' picks the index''s operator (<=>, <->, <#>; default: cosine for normalised models): write that operator in your queries.';
+    'Table owner: rows embed themselves from now on (vector column <source>_embedding added if missing), existing rows are backfilled in committed batches, then an HNSW index is built. lexical => ''japanese'' | ''auto'' | a text search configuration adds a lexical side (<source>_lexemes, GIN) for hybrid search. chunk_tokens => n (overlap_tokens => m, default n/8 up to 32) embeds long texts in chunks of n tokens, kept in <table>_chunks; search() then returns each row''s best passage. distance => ''cosine'' | ''l2'' | ''inner_product'' picks the index''s operator (<=>, <->, <#>; default: cosine for normalised models): write that operator in your queries. strategy => ''queue'' commits writes without calling the model (workers embed them: pgbert.process_queue), ''auto'' embeds a statement''s rows inline while they fit auto_inline_tokens and queues the rest.';
 
 -- Run as its caller, who proves who it is (_prove_caller), then as pgbert's owner for the table's owner only:
 -- drops exactly what pgbert made for this table (its triggers, its write-back function, the chunk table it
@@ -191,6 +195,10 @@ BEGIN
     PERFORM pgbert._drop_triggers(tbl);
     DELETE FROM pgbert.embedded_tables e WHERE e.relid = tbl;
     PERFORM pgbert._drop_writers(tbl);
+    IF to_regclass('pgbert.embedding_queue') IS NOT NULL THEN  -- (0011) rows a worker holds: it finds them unregistered
+        DELETE FROM pgbert.embedding_queue q WHERE q.relid = tbl;
+        DELETE FROM pgbert.queue_batches b WHERE b.relid = tbl;
+    END IF;
     IF cfg.chunk_relid IS NOT NULL THEN  -- chunks are pgbert's storage, not the user's columns
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = cfg.chunk_relid) THEN
             EXECUTE format('DROP TABLE %s CASCADE', cfg.chunk_relid::regclass);  -- views on them: not a veto

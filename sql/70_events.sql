@@ -41,6 +41,10 @@ BEGIN
         END IF;
         DELETE FROM pgbert.embedded_tables e WHERE e.relid = gone.relid;
         PERFORM pgbert._drop_writers(gone.relid);
+        IF to_regclass('pgbert.embedding_queue') IS NOT NULL THEN  -- (0011)
+            DELETE FROM pgbert.embedding_queue q WHERE q.relid = gone.relid;
+            DELETE FROM pgbert.queue_batches b WHERE b.relid = gone.relid;
+        END IF;
         IF gone.whole_table AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = gone.chunk_relid) THEN
             -- CASCADE: another role's view on these chunks must not stop the owner's DROP of the table
             EXECUTE format('DROP TABLE %s CASCADE', gone.chunk_relid::regclass);
@@ -108,8 +112,14 @@ BEGIN
         GET DIAGNOSTICS renamed = ROW_COUNT;
         IF renamed > 0 THEN
             PERFORM pgbert._reinstall(tbl);  -- the triggers name the columns
-        ELSIF (SELECT e.strategy FROM pgbert.embedded_tables e WHERE e.relid = tbl) = 'batch' THEN
-            PERFORM pgbert._install_writer(tbl);  -- a new owner: the write-back function and chunk table follow
+        ELSE  -- a new owner: the write-back and store functions and the chunk table follow
+            IF (SELECT e.strategy = 'batch' OR e.chunk_relid IS NOT NULL FROM pgbert.embedded_tables e WHERE e.relid = tbl) THEN
+                PERFORM pgbert._install_writer(tbl);
+            END IF;
+            IF to_regprocedure(format('pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[])',
+                                      pgbert._store_name(tbl))) IS NOT NULL THEN
+                PERFORM pgbert._install_store(tbl);
+            END IF;
         END IF;
         IF NOT has_function_privilege((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl),
                                       'pgbert.embed_batch(text[])', 'EXECUTE') THEN

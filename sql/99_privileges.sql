@@ -10,6 +10,7 @@
 --                 event triggers) are SECURITY DEFINER and check the caller; it reads the registry through
 --                 the view pgbert.enabled_tables (its own tables and those it may read).
 --   pgbert_admin  also switches models and tunes runtime settings (never python_path: row-level security).
+--   pgbert_worker runs the embedding queue (process_queue, `pgbert worker`): see the queue's grants below.
 -- Functions that run with their caller's rights (search and its steps, backfill, the write-back
 -- implementations) are granted to pgbert_user: they can do nothing the caller could not do in plain SQL.
 -- Helpers of the SECURITY DEFINER entry points are executable by nobody but their owner.
@@ -74,3 +75,20 @@ GRANT EXECUTE ON PROCEDURE
 TO pgbert_user;
 
 GRANT EXECUTE ON FUNCTION pgbert.use_model(text, text) TO pgbert_admin;
+
+-- The queue (45-48_queue*.sql). A table's owner switches its strategy and retries its failed rows (definer
+-- steps that check the proven caller owns the table), and reads the queue's counts and errors of the tables
+-- it may read. pgbert_worker runs the queue: claims, computes (texts stay inside: it sees ids and vectors),
+-- stores through each table's store function (as the table's owner, only where the row did not change).
+GRANT SELECT ON pgbert.queue_status, pgbert.embedding_errors TO pgbert_user, pgbert_worker;
+GRANT EXECUTE ON FUNCTION
+    pgbert.change_strategy(regclass, text), pgbert.requeue_failed(regclass), pgbert._queue_counts(),
+    pgbert._store_queued(oid, text[], xid[], @vector_schema@.vector[], jsonb[])
+TO pgbert_user;
+GRANT EXECUTE ON PROCEDURE pgbert.set_strategy(regclass, text), pgbert.retry_failed(regclass) TO pgbert_user;
+GRANT EXECUTE ON FUNCTION
+    pgbert.claim_batch(integer), pgbert.compute_claimed(bigint[]),
+    pgbert.store_claimed(bigint[], xid[], @vector_schema@.vector[], jsonb[]), pgbert.fail_claimed(bigint[], text),
+    pgbert.release_claims(), pgbert.queue_wait_seconds(), pgbert._work_claimed(), pgbert._queue_counts()
+TO pgbert_worker;
+GRANT EXECUTE ON PROCEDURE pgbert.process_queue(integer, double precision, integer, bigint) TO pgbert_worker;

@@ -9,6 +9,9 @@ reads it from there, so `PGBERT_PORT=55434 make demo` is followed by a `pgbert d
 without PGBERT_PORT. PGBERT_PORT picks the port of a new cluster; given for an existing cluster on
 another port, `start` moves a stopped cluster to it and refuses (saying what to do) while it runs;
 the other commands keep to the cluster's port and say that PGBERT_PORT was ignored.
+
+pg_cron (one way to run the embedding queue) is preloaded while its library is installed: `start` writes
+the settings into postgresql.auto.conf and restarts a running cluster once when they change.
 """
 from __future__ import annotations
 
@@ -26,6 +29,14 @@ class ClusterError(Exception):
 
 
 _PORT_LINE = re.compile(r"^\s*port\s*=?\s*'?(\d+)'?\s*(?:#.*)?$")
+_SETTING_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*=?\s*('(?:[^']|'')*'|[^\s#']+)\s*(?:#.*)?$")
+
+# pg_cron keeps its jobs in the `postgres` database and runs them in background workers: no connection, so no
+# TCP or password (the cluster listens on its socket only). Each running job holds a worker from the pool
+# that parallel query and replication share (PostgreSQL's default: 8).
+CRON_SETTINGS = {"cron.database_name": "postgres", "cron.use_background_workers": "on"}
+MIN_WORKER_PROCESSES = 16
+_TRUE = {"on", "true", "yes", "1"}
 
 
 def _port_number(value: str | int, source: str) -> int:
@@ -102,6 +113,66 @@ class Cluster:
                 pass
         return port
 
+    def settings(self) -> dict[str, str]:
+        """The settings the configuration files give (names in lower case, values unquoted; the last wins)."""
+        values: dict[str, str] = {}
+        for path in self._conf_files():
+            try:
+                with open(path) as f:
+                    for line in f:
+                        match = _SETTING_LINE.match(line)
+                        if match:
+                            value = match.group(2)
+                            if value.startswith("'"):
+                                value = value[1:-1].replace("''", "'")
+                            values[match.group(1).lower()] = value
+            except OSError:
+                pass
+        return values
+
+    def cron_library(self) -> str:
+        return os.path.join(os.path.dirname(self.bin), "lib", "pg_cron.so")
+
+    def wanted_settings(self) -> dict[str, str]:
+        """What postgresql.auto.conf must change for pg_cron ({}: nothing). With the library installed: preload
+        it with CRON_SETTINGS; without it, no preload (the server would not start)."""
+        current = self.settings()
+        libraries = [name.strip().strip('"') for name in current.get("shared_preload_libraries", "").split(",")]
+        libraries = [name for name in libraries if name]
+        if not os.path.exists(self.cron_library()):
+            if "pg_cron" not in libraries:
+                return {}
+            return {"shared_preload_libraries": ",".join(name for name in libraries if name != "pg_cron")}
+        wanted = {} if "pg_cron" in libraries else {"shared_preload_libraries": ",".join([*libraries, "pg_cron"])}
+        for name, value in CRON_SETTINGS.items():
+            now = current.get(name, "")
+            if now != value and not (value == "on" and now.lower() in _TRUE):
+                wanted[name] = value
+        try:
+            workers = int(current.get("max_worker_processes", "8"))
+        except ValueError:
+            workers = 0
+        if workers < MIN_WORKER_PROCESSES:
+            wanted["max_worker_processes"] = str(MIN_WORKER_PROCESSES)
+        return wanted
+
+    def configure(self, echo=print) -> bool:
+        """Write wanted_settings() into postgresql.auto.conf (it keeps its owner and mode); True when it changed.
+        The server reads them when it starts."""
+        wanted = self.wanted_settings()
+        if not wanted:
+            return False
+        path = self._conf_files()[-1]
+        with open(path) as f:
+            lines = [line for line in f
+                     if not ((match := _SETTING_LINE.match(line)) and match.group(1).lower() in wanted)]
+        with open(path, "w") as f:
+            quoted = (value.replace("'", "''") for value in wanted.values())
+            f.writelines([*lines, *(f"{name} = '{value}'\n" for name, value in zip(wanted, quoted))])
+        echo("pg_cron " + ("installed" if os.path.exists(self.cron_library()) else "not installed") + ": "
+             + ", ".join(f"{name} = '{value}'" for name, value in wanted.items()))
+        return True
+
     def port_mismatch(self) -> str | None:
         """What to tell the user when PGBERT_PORT (or the port argument) differs from the cluster's port."""
         if not (self.requested and self.configured and self.requested != self.configured):
@@ -150,19 +221,29 @@ class Cluster:
         self.configured = self.port = port
 
     def start(self, echo=print) -> bool:
-        """Start the cluster (initdb first if there is none). PGBERT_PORT other than the cluster's port moves
-        a stopped cluster to it; while the cluster runs on another port, that is an error saying what to do."""
+        """Start the cluster (initdb first if there is none); True when it (re)started. PGBERT_PORT other than the
+        cluster's port moves a stopped cluster to it; while the cluster runs on another port, that is an error
+        saying what to do. A running cluster whose pg_cron settings change is restarted (once: then they hold)."""
         if self.running():
             if self.port_mismatch():
                 raise ClusterError(f"the cluster in {self.paths.data} is running on port {self.port}, not "
                                    f"{self.requested_from}={self.requested}. To move it: .venv/bin/pgbert db stop, "
                                    f"then run this again; to keep port {self.port}: unset PGBERT_PORT.")
-            return False
+            if not self.configure(echo):
+                return False
+            echo("restarting PostgreSQL: the server reads these settings when it starts (connections are closed)")
+            self._server("restart", "-m", "fast")
+            return True
         if self.port_mismatch():
             self.move(self.requested, echo)
         self.init(echo)
+        self.configure(echo)
         echo(f"starting PostgreSQL on port {self.port} (socket {self.paths.run}, log {self.paths.log})")
-        proc = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", self.paths.data, "-l", self.paths.log,
+        self._server("start")
+        return True
+
+    def _server(self, action: str, *options: str) -> None:
+        proc = self._run("pg_ctl", action, *options, "-w", "-t", "60", "-D", self.paths.data, "-l", self.paths.log,
                          check=False)
         if proc.returncode != 0:
             tail = ""
@@ -173,7 +254,6 @@ class Cluster:
                 pass
             raise ClusterError(f"PostgreSQL did not start:\n{tail}\nIs port {self.port} in use? "
                                f"Set PGBERT_PORT to use another port.")
-        return True
 
     def stop(self, echo=print) -> bool:
         if not self.running():

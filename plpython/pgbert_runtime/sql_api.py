@@ -29,11 +29,13 @@ SELECT (SELECT value FROM pgbert.settings WHERE name = 'threads') AS threads,
        (SELECT value FROM pgbert.settings WHERE name = 'shared_weights') AS shared_weights,
        (SELECT value FROM pgbert.settings WHERE name = 'max_chunks_per_row') AS max_chunks_per_row,
        (SELECT value FROM pgbert.settings WHERE name = 'model_host') AS model_host,
+       (SELECT value FROM pgbert.settings WHERE name = 'auto_inline_tokens') AS auto_inline_tokens,
        (SELECT value FROM pgbert.settings WHERE name = 'python_path') AS python_path
 """
 # current_user: the role embed()'s cache belongs to, read with the model at no extra cost.
 ACTIVE_MODEL_SQL = f"""
-SELECT m.name, m.bundle_path, m.dimension, (m.manifest->'files')::text AS files, current_user AS role, s.*
+SELECT m.name, m.bundle_path, m.dimension, m.max_tokens, (m.manifest->'files')::text AS files, current_user AS role,
+       s.*
   FROM pgbert.models m, ({SETTINGS_SQL}) s WHERE m.active
 """
 # What status() shows every pgbert_user: the model and where it runs. The counters tell one role about others'
@@ -376,4 +378,14 @@ def status(plpy) -> list[tuple[str, str]]:
     admin = plpy.execute(ADMIN_SQL)[0]["admin"]
     rows.append(("ok", "true"))
     rows += [(k, str(v)) for k, v in info.items() if admin or k in PUBLIC_STATUS]
+    if plpy.execute("SELECT to_regclass('pgbert.embedding_queue') IS NOT NULL AS queue")[0]["queue"]:  # (0011)
+        rows += [(k, str(v)) for k, v in plpy.execute(QUEUE_TOTALS_SQL)[0].items()]
     return rows
+
+
+# The embedding queue's totals over the tables the caller may read (pgbert.queue_status has them per table).
+QUEUE_TOTALS_SQL = """
+SELECT coalesce(sum(pending), 0) AS queue_pending, coalesce(sum(in_progress), 0) AS queue_in_progress,
+       coalesce(sum(failed), 0) AS queue_failed
+  FROM pgbert._queue_counts()
+"""

@@ -8,6 +8,12 @@ table's write-back function, which embeds them after the statement in batched mo
 one inserted straight into a partition, whose parent's statement triggers do not fire — is embedded
 inline. UPDATEs of the source text (or that leave a row with text without its vector) are embedded inline.
 
+Strategy 'queue': the row triggers never call the model. A row keeps the vector a client sent; an UPDATE
+that changes the text otherwise clears it, and the table's queue statement triggers (sql/45_queue.sql)
+record every row left with text and no vector for the workers. Strategy 'auto': a statement's rows are
+embedded inline while the statement's estimated tokens fit `auto_inline_tokens`; from the first row that
+does not fit, its rows are left to the queue.
+
 State lives in this module, i.e. once per backend, keyed by the registered table's oid. A statement that
 fails never runs batch_end, so its state outlives it (security finding 9): every state therefore names the
 statement that owns it (STATEMENT_SQL), and a row checks that name before trusting the state.
@@ -40,6 +46,14 @@ CHECK_SQL = STATEMENT_SQL.format("pg_catalog.current_setting('pgbert.batch_' || 
 class Batch:
     statement: str  # STATEMENT_SQL's answer in batch_start
     where: str = FIRST
+    tokens: int = 0  # strategy 'auto': estimated tokens embedded inline so far (-1: the budget is spent)
+
+
+def estimated_tokens(text: str, max_tokens: int) -> int:
+    """What a text costs the model, without tokenizing it here (the model host tokenizes): about 4 bytes of
+    UTF-8 per token (English words; a Japanese character is 3 bytes and about one token), at most the
+    model's window, which is all the model ever reads of a text."""
+    return min(len(text.encode("utf-8")) // 4 + 1, max_tokens)
 
 
 _statements: dict[int, Batch] = {}  # registered table oid -> its INSERT statement in progress
@@ -87,6 +101,8 @@ def embed_row(plpy, TD, embed=None, lexemes=sql_api.document_lexemes):
     if lexical_side:
         column, config = lexical_side
         new[column] = lexemes(plpy, new[source], config)
+    if strategy in ("queue", "auto"):
+        return _queue_or_embed(plpy, TD, strategy, int(table), embed)
     if TD["event"] == "UPDATE":
         # The WHEN clause fired us: the text changed, or the row has text and no vector (an ORM's save() or an
         # upsert wrote the stale NULL of an instance back). A new vector the client sent with a new text is kept.
@@ -104,3 +120,35 @@ def embed_row(plpy, TD, embed=None, lexemes=sql_api.document_lexemes):
         batch.where = REST
     new[target] = embed(plpy, new[source])
     return "MODIFY"
+
+
+def _queue_or_embed(plpy, TD, strategy: str, table: int, embed) -> str | None:
+    """Strategies 'queue' and 'auto': a row's vector is embedded now (auto, while the statement's budget
+    lasts) or left NULL for the queue. A vector the client sent with the row (or with a new text) is kept."""
+    source, target = TD["args"][:2]
+    new = TD["new"]
+    sent = new[target] is not None and (TD["event"] == "INSERT" or new[target] != TD["old"][target])
+    if sent or new[source] is None:
+        if not sent:
+            new[target] = None
+        return "MODIFY"
+    new[target] = None  # an UPDATE's old vector belongs to the old text
+    if strategy == "auto" and _fits_budget(plpy, table, new[source]):
+        new[target] = embed(plpy, new[source])
+    return "MODIFY"
+
+
+def _fits_budget(plpy, table: int, text: str) -> bool:
+    """Whether this row of the running statement is embedded inline under strategy 'auto'. A row without a
+    statement state (one inserted straight into a partition) is: it is a statement of its own."""
+    _, settings = sql_api._active(plpy)
+    budget = int(settings.get("auto_inline_tokens") or 1024)
+    batch = _batch_of(plpy, table)
+    cost = estimated_tokens(text, int(settings.get("max_tokens") or 512))
+    if batch is None:
+        return cost <= budget
+    if batch.tokens < 0 or batch.tokens + cost > budget:
+        batch.tokens = -1  # the rest of the statement goes to the queue, in order
+        return False
+    batch.tokens += cost
+    return True

@@ -62,17 +62,27 @@ def test_privileges_match_the_golden_file(conn):
 def test_every_security_definer_routine_pins_its_settings_and_only_entry_points_have_one(conn):
     conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text)")
     conn.execute("CALL pgbert.enable_embedding('docs', 'body', chunk_tokens => 16)")
+    conn.execute("CREATE TABLE qdocs (id int PRIMARY KEY, body text)")
+    conn.execute("CALL pgbert.enable_embedding('qdocs', 'body', strategy => 'queue')")
     definers = conn.execute("""
         SELECT p.proname, p.proconfig FROM pg_proc p
          WHERE p.pronamespace = 'pgbert'::regnamespace AND p.prosecdef ORDER BY 1""").fetchall()
     for name, config in definers:
         assert any(c.startswith("search_path=pg_catalog") for c in config), name
-        if not name.startswith("write_back_"):
+        if not name.startswith(("write_back_", "store_queued_")):
             assert "check_function_bodies=on" in config, name
-    assert [n for n, _ in definers if not n.startswith("write_back_")] == [
-        "follow_altered_tables", "forget_dropped", "setup_embedding", "teardown_embedding"]
+    assert [n for n, _ in definers if not n.startswith(("write_back_", "store_queued_"))] == [
+        "_queue_counts", "_work_claimed", "change_strategy", "claim_batch", "compute_claimed", "fail_claimed",
+        "follow_altered_tables", "forget_dropped", "queue_trigger", "queue_wait_seconds", "release_claims",
+        "requeue_failed", "setup_embedding", "store_claimed", "teardown_embedding"]
     # A table's write-back function holds fixed text and its table's oid: the same for every table.
     bodies = conn.execute("""
         SELECT DISTINCT regexp_replace(p.prosrc, '[0-9]+', 'N', 'g') FROM pg_proc p
          WHERE p.pronamespace = 'pgbert'::regnamespace AND p.proname ~ '^write_back_[0-9]+$'""").fetchall()
     assert len(bodies) == 1 and "docs" not in bodies[0][0] and "body" not in bodies[0][0].replace("$body$", "")
+    # So does its store function (the queue's): the oid and fixed text, executable by nobody but pgbert's owner.
+    stores = conn.execute("""
+        SELECT DISTINCT regexp_replace(p.prosrc, '[0-9]+', 'N', 'g'), p.proacl::text FROM pg_proc p
+         WHERE p.pronamespace = 'pgbert'::regnamespace AND p.proname ~ '^store_queued_[0-9]+$'""").fetchall()
+    assert len(stores) == 1 and "qdocs" not in stores[0][0]
+    assert not any(item.startswith("=") for item in stores[0][1].strip("{}").split(","))  # no grant to PUBLIC

@@ -277,7 +277,7 @@ def test_a_trojan_alembic_version_in_the_superusers_schema_never_runs(empty_db, 
         alembic(url, "downgrade", "0009")
         alembic(url, "upgrade", "head", bundle=tiny_bundle)
         assert not is_superuser(empty_db, "pgbert_t3_m3")
-        assert empty_db.execute("SELECT version_num FROM public.alembic_version").fetchone() == ("0010",)
+        assert empty_db.execute("SELECT version_num FROM public.alembic_version").fetchone() == ("0011",)
         # An alembic_version that another role owns is refused, with what to do.
         empty_db.execute("ALTER TABLE public.alembic_version OWNER TO pgbert_t3_m3")
         out = alembic(url, "upgrade", "head", check=False)

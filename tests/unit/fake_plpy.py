@@ -38,6 +38,10 @@ class FakePlpy:
                      "role": self.role, **self.settings}]
         if "pg_has_role(current_user, 'pgbert_admin'" in query:
             return [{"admin": self.admin}]
+        if "to_regclass('pgbert.embedding_queue')" in query:
+            return [{"queue": True}]
+        if "FROM pgbert._queue_counts()" in query:
+            return [{"queue_pending": 0, "queue_in_progress": 0, "queue_failed": 0}]
         raise AssertionError(f"unexpected query: {query}")
 
     def error(self, message, sqlstate=None, hint=None):

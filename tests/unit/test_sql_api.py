@@ -117,5 +117,5 @@ def test_status_shows_counters_to_admins_only(plpy):
     assert {"cache_hits", "model_calls", "backend_texts"} <= set(admin) and admin["ok"] == "true"
     plpy.admin = False
     user = dict(sql_api.status(plpy))
-    assert set(user) == {"ok"} | sql_api.PUBLIC_STATUS
+    assert set(user) == {"ok", "queue_pending", "queue_in_progress", "queue_failed"} | sql_api.PUBLIC_STATUS
     assert user["model_runs_in"] == admin["model_runs_in"] and user["model"] == admin["model"]

@@ -1,0 +1,158 @@
+-- ---------------------------------------------------------------------------------------------------
+-- A table's owner and the queue: set_strategy (batch, row, queue, auto) and retry_failed. Both are
+-- invoker procedures that prove their caller (_prove_caller, 39_enable_checks.sql), then call a SECURITY
+-- DEFINER step that requires that caller to own the table: the registry and the queue are pgbert's alone.
+-- ---------------------------------------------------------------------------------------------------
+
+-- Records the rows of a table that have text and no vector (no chunks) in the queue: a table enabled or
+-- switched to 'queue' or 'auto' hands its existing backlog to the workers. Run by the definer steps only.
+CREATE OR REPLACE FUNCTION pgbert._enqueue_existing(tbl regclass) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET extra_float_digits = 1 SET IntervalStyle = postgres SET DateStyle = 'ISO, MDY'
+AS $fn$
+DECLARE
+    cfg pgbert.embedded_tables := (SELECT e FROM pgbert.embedded_tables e WHERE e.relid = tbl);
+    n   bigint;
+BEGIN
+    EXECUTE format('INSERT INTO pgbert.embedding_queue (relid, row_key)
+                    SELECT $1, t.%1$I::pg_catalog.text FROM %2$s t WHERE t.%3$I IS NOT NULL AND %4$s
+                    ON CONFLICT (relid, row_key) DO NOTHING',
+                   cfg.key_column, tbl, cfg.source_column,
+                   CASE WHEN cfg.chunk_relid IS NULL THEN format('t.%I IS NULL', cfg.vector_column)
+                        ELSE format('NOT EXISTS (SELECT 1 FROM %s c WHERE c.row_key %s t.%I)', cfg.chunk_relid::regclass,
+                                    pgbert._key_equality(tbl, cfg.key_column), cfg.key_column) END)
+        USING tbl::oid;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        RAISE NOTICE 'pgbert: % rows of % queued for embedding: a worker embeds them (pgbert worker, or CALL pgbert.process_queue();)',
+              n, tbl;
+        PERFORM pg_notify('pgbert_queue', tbl::oid::text);
+    END IF;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._enqueue_existing(regclass) IS
+    'Internal: queues the rows of a table that have text and no vector (or no chunks) yet.';
+
+-- The strategies a table may use: 'queue' and 'auto' need the table's key (a queue row points at its row)
+-- and a plain table; a chunked table is 'batch' or 'queue'; 'batch' needs an owner who may embed.
+CREATE OR REPLACE FUNCTION pgbert._check_strategy(tbl regclass, strategy text, key_column name, chunked boolean)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    owner oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
+BEGIN
+    IF strategy IS NULL OR strategy NOT IN ('batch', 'row', 'queue', 'auto') THEN
+        RAISE EXCEPTION 'pgbert: strategy must be ''batch'', ''row'', ''queue'' or ''auto'', not %', quote_nullable(strategy)
+              USING ERRCODE = 'invalid_parameter_value';
+    ELSIF strategy IN ('queue', 'auto') AND key_column IS NULL THEN
+        RAISE EXCEPTION 'pgbert: strategy ''%'' needs a single-column primary key on % (a queued row is found by it)',
+              strategy, tbl USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'ALTER TABLE ... ADD PRIMARY KEY (...);';
+    ELSIF strategy IN ('queue', 'auto') AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = tbl) <> 'r' THEN
+        RAISE EXCEPTION 'pgbert: strategy ''%'' is not supported on partitioned tables yet', strategy
+              USING ERRCODE = 'feature_not_supported', HINT = 'Use strategy => ''batch'', or queue each partition.';
+    ELSIF strategy IN ('queue', 'auto') AND NOT EXISTS (
+              SELECT 1 FROM pg_catalog.pg_type y WHERE y.oid = pgbert._key_base_type(tbl, key_column)
+                 AND (y.typtype = 'e' OR (y.typtype = 'b' AND y.typcategory <> 'A'))) THEN
+        -- pgbert's owner reads queued rows by key: the key's input must run no user code (a composite, range or
+        -- array key could hold a domain, whose CHECK would run as pgbert's owner)
+        RAISE EXCEPTION 'pgbert: strategy ''%'' needs a key of a plain type (integer, bigint, text, uuid, an enum ...), '
+              'not %', strategy, format_type(pgbert._key_base_type(tbl, key_column), NULL)
+              USING ERRCODE = 'feature_not_supported', HINT = 'Use strategy => ''batch''.';
+    ELSIF chunked AND strategy NOT IN ('batch', 'queue') THEN
+        RAISE EXCEPTION 'pgbert: a chunked table embeds with strategy ''batch'' or ''queue'', not ''%''', strategy
+              USING ERRCODE = 'invalid_parameter_value';
+    ELSIF strategy = 'batch' AND (key_column IS NOT NULL OR chunked)
+          AND NOT has_function_privilege(owner, 'pgbert.embed_batch(text[])', 'EXECUTE') THEN
+        -- the write-back runs as the table's owner, who must therefore be allowed to embed
+        RAISE EXCEPTION 'pgbert: the owner of % (%) may not embed', tbl, owner::regrole
+              USING ERRCODE = 'insufficient_privilege', HINT = format('GRANT pgbert_user TO %I;', pg_get_userbyid(owner));
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._check_strategy(regclass, text, name, boolean) IS
+    'Internal: raises unless a table (with this key, chunked or not) may use the strategy.';
+
+CREATE OR REPLACE FUNCTION pgbert.change_strategy(tbl regclass, strategy text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET check_function_bodies = on
+AS $fn$
+DECLARE
+    cfg pgbert.embedded_tables;
+BEGIN
+    PERFORM pgbert._require_owner(tbl, 'change');
+    SELECT * INTO cfg FROM pgbert.embedded_tables e WHERE e.relid = tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pgbert: embedding is not enabled on %', tbl USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'CALL pgbert.enable_embedding(table, source_column, strategy => ...) instead.';
+    END IF;
+    strategy := lower(strategy);
+    PERFORM pgbert._check_strategy(tbl, strategy, cfg.key_column, cfg.chunk_relid IS NOT NULL);
+    IF strategy = 'batch' AND cfg.key_column IS NULL THEN
+        strategy := 'row';
+    END IF;
+    UPDATE pgbert.embedded_tables e SET strategy = change_strategy.strategy WHERE e.relid = tbl;
+    PERFORM pgbert._reinstall(tbl);
+    IF strategy IN ('queue', 'auto') THEN
+        PERFORM pgbert._enqueue_existing(tbl);
+    ELSIF EXISTS (SELECT 1 FROM pgbert.embedding_queue q WHERE q.relid = tbl AND q.failed_at IS NULL) THEN
+        RAISE NOTICE 'pgbert: % rows of % are still queued: a worker embeds them (or CALL pgbert.backfill(%L);)',
+              (SELECT count(*) FROM pgbert.embedding_queue q WHERE q.relid = tbl AND q.failed_at IS NULL), tbl, tbl;
+    END IF;
+    RAISE NOTICE 'pgbert: % now embeds with strategy %', tbl, strategy;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert.change_strategy(regclass, text) IS
+    'Table owner (through set_strategy): records the table''s new strategy and installs its triggers; queue and auto queue its rows that lack a vector.';
+
+CREATE OR REPLACE PROCEDURE pgbert.set_strategy(tbl regclass, strategy text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $proc$
+BEGIN
+    PERFORM pgbert._prove_caller(tbl, true);
+    PERFORM pgbert.change_strategy(tbl, strategy);
+    PERFORM pgbert._prove_caller(tbl, false);
+END
+$proc$;
+COMMENT ON PROCEDURE pgbert.set_strategy(regclass, text) IS
+    'Table owner: switches an embedding-enabled table to strategy ''batch'', ''row'', ''queue'' (writes commit at once; workers embed soon) or ''auto'' (a statement''s rows inline while they fit auto_inline_tokens, the rest queued).';
+
+CREATE OR REPLACE FUNCTION pgbert.requeue_failed(tbl regclass) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET check_function_bodies = on
+AS $fn$
+DECLARE
+    n bigint;
+BEGIN
+    PERFORM pgbert._require_owner(tbl, 'retry');
+    UPDATE pgbert.embedding_queue q SET failed_at = NULL, attempts = 0, not_before = NULL, last_error = NULL
+     WHERE q.relid = tbl AND q.failed_at IS NOT NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM pg_notify('pgbert_queue', tbl::oid::text);
+    END IF;
+    RAISE NOTICE 'pgbert: % failed rows of % are queued again', n, tbl;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert.requeue_failed(regclass) IS
+    'Table owner (through retry_failed): puts the table''s failed queue rows back, attempts reset.';
+
+CREATE OR REPLACE PROCEDURE pgbert.retry_failed(tbl regclass)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $proc$
+BEGIN
+    PERFORM pgbert._prove_caller(tbl, true);
+    PERFORM pgbert.requeue_failed(tbl);
+    PERFORM pgbert._prove_caller(tbl, false);
+END
+$proc$;
+COMMENT ON PROCEDURE pgbert.retry_failed(regclass) IS
+    'Table owner: the table''s rows in pgbert.embedding_errors go back to the queue (attempts reset).';
