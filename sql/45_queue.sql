@@ -97,13 +97,13 @@ BEGIN
     PERFORM pgbert.release_claims();  -- one batch at a time per session
     SELECT q.relid INTO tbl FROM pgbert.embedding_queue q
      WHERE q.failed_at IS NULL AND (q.not_before IS NULL OR q.not_before <= now())
-       AND NOT pgbert._claim_alive(q.claimed_pid, q.claimed_backend_start)
+       AND (q.claimed_pid IS NULL OR NOT pgbert._claim_alive(q.claimed_pid, q.claimed_backend_start))
      ORDER BY q.queued_at LIMIT 1 FOR UPDATE SKIP LOCKED;
     relid := tbl;
     WITH free AS (
         SELECT q.id FROM pgbert.embedding_queue q
          WHERE q.relid = tbl AND q.failed_at IS NULL AND (q.not_before IS NULL OR q.not_before <= now())
-           AND NOT pgbert._claim_alive(q.claimed_pid, q.claimed_backend_start)
+           AND (q.claimed_pid IS NULL OR NOT pgbert._claim_alive(q.claimed_pid, q.claimed_backend_start))
          ORDER BY q.queued_at LIMIT batch_rows FOR UPDATE SKIP LOCKED),
     claimed AS (
         UPDATE pgbert.embedding_queue q SET claimed_pid = pg_backend_pid(), claimed_backend_start = me

@@ -124,8 +124,8 @@ BEGIN
         IF NOT EXISTS (SELECT 1 FROM pgbert.embedded_tables e WHERE e.relid = tbl) THEN
             SELECT mine.keys AS settled, 0 AS stored INTO result;  -- embedding was turned off: nothing to write
         ELSE
-            EXECUTE format('SELECT s.settled, s.stored FROM pgbert.%I($1, $2, $3, $4) s', pgbert._store_name(tbl))
-               INTO result USING mine.keys, mine.versions, mine.embeddings, mine.chunks;
+            SELECT * INTO result FROM pgbert._store_rows(tbl, mine.ids, mine.keys, mine.versions, mine.embeddings,
+                                                         mine.chunks);
         END IF;
         DELETE FROM pgbert.embedding_queue q WHERE q.id = ANY (mine.ids) AND q.row_key = ANY (result.settled);
         PERFORM pgbert._release(mine.ids);
@@ -140,6 +140,39 @@ END
 $fn$;
 COMMENT ON FUNCTION pgbert.store_claimed(bigint[], xid[], @vector_schema@.vector[], jsonb[]) IS
     'Worker: writes the vectors compute_claimed returned (as each table''s owner) and settles this session''s claims; returns the rows embedded.';
+
+-- One table's rows through its store function; when that fails (a trigger of the table's own raising for a
+-- row, say), row by row, so that the failing row fails alone (fail_claimed) and the others are stored.
+CREATE OR REPLACE FUNCTION pgbert._store_rows(tbl oid, ids bigint[], keys text[], versions xid[],
+                                              embeddings @vector_schema@.vector[], chunks jsonb[],
+                                              OUT settled text[], OUT stored integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    store text := format('SELECT s.settled, s.stored FROM pgbert.%I($1, $2, $3, $4) s', pgbert._store_name(tbl));
+    one   record;
+BEGIN
+    BEGIN
+        EXECUTE store INTO settled, stored USING keys, versions, embeddings, chunks;
+        RETURN;
+    EXCEPTION WHEN OTHERS THEN
+        settled := '{}';
+        stored := 0;
+    END;
+    FOR i IN 1 .. cardinality(ids) LOOP
+        BEGIN
+            EXECUTE store INTO one USING keys[i:i], versions[i:i], embeddings[i:i], chunks[i:i];
+            settled := settled || one.settled;
+            stored := stored + one.stored;
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM pgbert.fail_claimed(ids[i:i], SQLERRM);
+        END;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._store_rows(oid, bigint[], text[], xid[], @vector_schema@.vector[], jsonb[]) IS
+    'Internal (store_claimed): stores one table''s computed rows, row by row when the batch fails; a failing row fails alone.';
 
 CREATE OR REPLACE FUNCTION pgbert._release(ids bigint[]) RETURNS void
 LANGUAGE sql

@@ -54,7 +54,7 @@ SET check_function_bodies = on
 AS $$
     SELECT CASE WHEN count(*) > 0 THEN greatest(0, extract(epoch FROM min(coalesce(q.not_before, now())) - now()))::float8 END
       FROM pgbert.embedding_queue q
-     WHERE q.failed_at IS NULL AND NOT pgbert._claim_alive(q.claimed_pid, q.claimed_backend_start)
+     WHERE q.failed_at IS NULL AND (q.claimed_pid IS NULL OR NOT pgbert._claim_alive(q.claimed_pid, q.claimed_backend_start))
 $$;
 COMMENT ON FUNCTION pgbert.queue_wait_seconds() IS
     'Worker: seconds until the next queued row is due (0: now; NULL: nothing queued).';
@@ -114,7 +114,8 @@ SET search_path = pg_catalog, pg_temp
 SET check_function_bodies = on
 AS $$
     SELECT q.relid, count(*) FILTER (WHERE q.failed_at IS NULL), now() - min(q.queued_at) FILTER (WHERE q.failed_at IS NULL),
-           count(*) FILTER (WHERE q.failed_at IS NULL AND pgbert._claim_alive(q.claimed_pid, q.claimed_backend_start)),
+           count(*) FILTER (WHERE q.failed_at IS NULL AND q.claimed_pid IS NOT NULL
+                                  AND pgbert._claim_alive(q.claimed_pid, q.claimed_backend_start)),
            count(*) FILTER (WHERE q.failed_at IS NOT NULL)
       FROM pgbert.embedding_queue q JOIN pg_catalog.pg_class c ON c.oid = q.relid
      WHERE pg_catalog.pg_has_role(pgbert._caller(), c.relowner, 'USAGE')

@@ -161,3 +161,51 @@ def wait_for_exit(pid: int, seconds: float = 10.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"process {pid} still runs after {seconds} s")
+
+
+@contextmanager
+def hot_standby(name: str = "standby-test"):
+    """A streaming-replication standby of the test cluster, made with pg_basebackup, on the next port: yields
+    its port; stopped and removed afterwards."""
+    data = os.path.join(PATHS.state, name)
+    port = CLUSTER.port + 1
+    shutil.rmtree(data, ignore_errors=True)
+    os.makedirs(data, mode=0o700)
+    if os.geteuid() == 0:
+        import pwd
+        owner = pwd.getpwnam(CLUSTER.owner)
+        os.chown(data, owner.pw_uid, owner.pw_gid)
+    run = lambda *argv: subprocess.run(CLUSTER._cmd(*argv), check=True, capture_output=True, text=True)  # noqa: E731
+    run("pg_basebackup", "-D", data, "-h", PATHS.run, "-p", str(CLUSTER.port), "-X", "stream", "-R", "-c", "fast")
+    with open(os.path.join(data, "postgresql.auto.conf"), "a") as conf:
+        conf.write(f"port = {port}\nhot_standby = on\n")
+    run("pg_ctl", "start", "-w", "-D", data, "-l", os.path.join(data, "standby.log"))
+    try:
+        yield port
+    finally:
+        subprocess.run(CLUSTER._cmd("pg_ctl", "stop", "-m", "immediate", "-D", data), capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def standby_url(port: int, dbname: str) -> str:
+    return CLUSTER.url(dbname).replace(f"port={CLUSTER.port}", f"port={port}")
+
+
+def wait_for_replay(primary, port: int, dbname: str):
+    """A psycopg connection to dbname on the standby, once it has replayed what the primary has written."""
+    import time
+
+    import psycopg
+
+    lsn = primary.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    deadline = time.time() + 30
+    while True:
+        try:
+            replica = psycopg.connect(standby_url(port, dbname), autocommit=True)
+            if replica.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]:
+                return replica
+            replica.close()
+        except psycopg.OperationalError:
+            pass  # the database itself may not have been replayed yet
+        assert time.time() < deadline, "the standby did not catch up"
+        time.sleep(0.2)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -110,6 +111,25 @@ def cmd_db(args) -> int:
     raise AssertionError(args.action)
 
 
+def positive(kind):
+    """argparse type: a finite number of that kind above 0."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0 or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number above 0: {text}")
+        return value
+    return parse
+
+
+def cmd_worker(args) -> int:
+    from .worker import run
+
+    return run(args, args.url or local_cluster().url())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgbert", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database", default=DATABASE)
     p.add_argument("--target", default="head", help="alembic revision for migrate")
     p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("worker", help="embed queued rows (strategy 'queue' or 'auto') as they arrive",
+                       description="Embeds queued rows as they arrive; SIGTERM stops after the batch, a second "
+                                   "one at once. Exit status: 0 stopped, 1 the database failed (restart it), "
+                                   "2 bad usage or a role without pgbert_worker.")
+    p.add_argument("--url", help="DSN of the database whose queue to run (default: the local cluster)")
+    p.add_argument("--workers", type=positive(int), default=1, metavar="N", help="threads, one connection each")
+    p.add_argument("--compute", metavar="STANDBY_DSN",
+                   help="run the model on this hot standby of --url; vectors are written to --url")
+    p.add_argument("--batch-rows", type=positive(int), default=64, metavar="N", help="rows per batch (64)")
+    p.add_argument("--poll", type=positive(float), default=30.0, metavar="SECONDS",
+                   help="longest idle sleep without a NOTIFY (30)")
+    p.add_argument("--max-rows", type=positive(int), metavar="N", help="exit 0 after embedding this many rows")
+    p.add_argument("--until-empty", action="store_true", help="exit 0 when the queue has no row due")
+    p.set_defaults(func=cmd_worker)
     return parser
 
 

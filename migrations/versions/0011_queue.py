@@ -43,7 +43,7 @@ QUEUE_OBJECTS = (
     "FUNCTION pgbert.store_claimed(bigint[], xid[], vector[], jsonb[])", "FUNCTION pgbert.fail_claimed(bigint[], text)",
     "FUNCTION pgbert.release_claims()", "FUNCTION pgbert.queue_wait_seconds()", "FUNCTION pgbert._work_claimed()",
     "FUNCTION pgbert._store_queued(oid, text[], xid[], vector[], jsonb[])", "FUNCTION pgbert._release(bigint[])",
-    "FUNCTION pgbert._queue_counts()",
+    "FUNCTION pgbert._queue_counts()", "FUNCTION pgbert._store_rows(oid, bigint[], text[], xid[], vector[], jsonb[])",
 )
 
 
@@ -62,7 +62,8 @@ def upgrade() -> None:
             failed_at             timestamptz,
             UNIQUE (relid, row_key)
         )""")
-    op.execute("CREATE INDEX embedding_queue_due ON pgbert.embedding_queue (relid, queued_at) WHERE failed_at IS NULL")
+    # the claim's order: the oldest waiting row first (of any table, then of that table)
+    op.execute("CREATE INDEX embedding_queue_waiting ON pgbert.embedding_queue (queued_at) WHERE failed_at IS NULL")
     op.execute("""
         CREATE TABLE pgbert.queue_batches (
             relid       oid NOT NULL,

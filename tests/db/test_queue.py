@@ -270,3 +270,18 @@ def test_an_idle_worker_knows_how_long_to_sleep(queued):
     queued.execute("SELECT pgbert.claim_batch(1)")
     queued.execute("SELECT pgbert.fail_claimed((SELECT array_agg(id) FROM pgbert.embedding_queue), 'boom')")
     assert 20 < wait() <= 30  # the first retry waits queue_retry_seconds
+
+
+def test_a_row_the_table_itself_refuses_fails_alone(queued):
+    queued.execute("UPDATE pgbert.settings SET value = '0' WHERE name = 'queue_retry_seconds'")
+    queued.execute("UPDATE pgbert.settings SET value = '2' WHERE name = 'queue_max_attempts'")
+    queued.execute("""CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+                      BEGIN RAISE EXCEPTION 'row % refused by its table', NEW.id; END $$""")
+    queued.execute("CREATE TRIGGER refuse BEFORE UPDATE OF body_embedding ON docs FOR EACH ROW "
+                   "WHEN (NEW.id = 2) EXECUTE FUNCTION public.refuse()")
+    queued.execute("INSERT INTO docs (id, body) VALUES (1, 'fine'), (2, 'refused'), (3, 'also fine')")
+    assert drain(queued) == 2
+    drain(queued)  # its second and last attempt
+    assert queued.execute("SELECT row_key, attempts, error FROM pgbert.embedding_errors").fetchone() \
+        == ("2", 2, "row 2 refused by its table")
+    assert nulls(queued) == 1 and queue_counts(queued) == (0, 0, 1)

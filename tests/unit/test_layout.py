@@ -26,7 +26,7 @@ FROZEN = {
     "0008_chunks.py": "d786b946f5f898915920dce5e44c6815a62e551208c06a2b7a69703f4595f730",
     "0009_model_host.py": "fdbc57ba82275a98b533f4d00c079fc2547cc9ac16b9507debfa30da03662deb",
     "0010_trust_round_3.py": "9bc6519df42695d2e8231df75718a3a36fa4d5f9ec5aebe1837a157eba7ad9dd",
-    "0011_queue.py": "c5f59bc4cbe4432b42f34669245aa2f75a1e17c9a6034e5ba6c6a0ca1a02dfc7",
+    "0011_queue.py": "d1fe5ac38d826a0e7ffa1452603124f416930e7f5250b6ee670c40436033dbd2",
 }
 
 ROUTINE = re.compile(r"^CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE) ([\w.]+)\((.*?)^AS (\$\w*\$).*?\3", re.M | re.S)
