@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive(int), default=1, metavar="N", help="threads, one connection each")
     p.add_argument("--compute", metavar="STANDBY_DSN",
                    help="run the model on this hot standby of --url; vectors are written to --url")
-    p.add_argument("--batch-rows", type=positive(int), default=64, metavar="N", help="rows per batch (64)")
+    p.add_argument("--batch-rows", type=positive(int), default=256, metavar="N", help="rows per batch (256)")
     p.add_argument("--poll", type=positive(float), default=30.0, metavar="SECONDS",
                    help="longest idle sleep without a NOTIFY (30)")
     p.add_argument("--max-rows", type=positive(int), metavar="N", help="exit 0 after embedding this many rows")
