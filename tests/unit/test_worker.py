@@ -97,7 +97,7 @@ def options(*argv):
 def test_defaults():
     opts = options()
     assert (opts.url, opts.workers, opts.compute, opts.batch_rows, opts.poll, opts.max_rows, opts.until_empty) == \
-        (None, 1, None, 64, 30.0, None, False)
+        (None, 1, None, 256, 30.0, None, False)
     opts = options("--url", "dbname=x", "--workers", "3", "--compute", "host=standby", "--batch-rows", "16",
                    "--poll", "2.5", "--max-rows", "100", "--until-empty")
     assert (opts.url, opts.workers, opts.compute, opts.batch_rows, opts.poll, opts.max_rows, opts.until_empty) == \
@@ -138,7 +138,7 @@ def test_until_empty_stops_when_nothing_is_due():
     tally = worker.Tally()
     worker.serve(conn, lambda rows: worker.process_batch(conn, rows), options("--until-empty"), worker.Control(), tally)
     assert conn.log[0][0] == "LISTEN pgbert_queue"
-    assert conn.sent("process_queue") == [(64, 64), (64, 64)]  # one batch per CALL: a stop is honoured between
+    assert conn.sent("process_queue") == [(256, 256), (256, 256)]  # one batch per CALL: a stop is honoured between
     assert len(conn.sent("queue_wait_seconds")) == 1 and tally.embedded == 5
 
 
@@ -153,9 +153,9 @@ def test_until_empty_waits_for_rows_that_are_due_but_not_claimed(monkeypatch):
 
 def test_max_rows_sizes_the_last_batch_and_stops():
     conn = FakeConn(lambda sql, params: [(params[0],)] if "process_queue" in sql else [])
-    tally = worker.Tally(max_rows=100)
+    tally = worker.Tally(max_rows=300)
     worker.serve(conn, lambda rows: worker.process_batch(conn, rows), options(), worker.Control(), tally)
-    assert conn.sent("process_queue") == [(64, 64), (36, 36)] and tally.embedded == 100
+    assert conn.sent("process_queue") == [(256, 256), (44, 44)] and tally.embedded == 300
     assert conn.sent("queue_wait_seconds") == []
 
 
