@@ -50,6 +50,17 @@ $$;
 COMMENT ON FUNCTION pgbert.embed(text, text) IS
     'Embeds one text as a ''query'' or a ''document'' with the active model (what public.embed() calls).';
 
+CREATE OR REPLACE FUNCTION pgbert.embed(text text, kind text, model text) RETURNS @vector_schema@.vector
+LANGUAGE plpython3u STABLE COST 1000000
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pgbert_api" not in GD:
+    plpy.execute("SELECT pgbert._boot()")
+return GD["pgbert_api"].embed(plpy, text, kind, model=model)
+$$;
+COMMENT ON FUNCTION pgbert.embed(text, text, text) IS
+    'Embeds one text as a ''query'' or a ''document'' with the model of that name (NULL: the default model): what search() and the triggers of a table call with the table''s model.';
+
 -- VOLATILE, unlike embed(): the planner evaluates a STABLE argument of unnest() once more to estimate its
 -- rows, which ran the model twice for unnest(embed_batch(...)). (embed() stays STABLE so that
 -- ORDER BY embedding <=> embed('...') can use the index; its cache makes a second call free.)
@@ -61,6 +72,16 @@ if "pgbert_api" not in GD:
     plpy.execute("SELECT pgbert._boot()")
 return GD["pgbert_api"].embed_batch(plpy, texts, kind)
 $$;
+CREATE OR REPLACE FUNCTION pgbert.embed_batch(texts text[], kind text, model text) RETURNS @vector_schema@.vector[]
+LANGUAGE plpython3u VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+if "pgbert_api" not in GD:
+    plpy.execute("SELECT pgbert._boot()")
+return GD["pgbert_api"].embed_batch(plpy, texts, kind, model=model)
+$$;
+COMMENT ON FUNCTION pgbert.embed_batch(text[], text, text) IS
+    'Embeds many texts of a kind with the model of that name (NULL: the default model): what a table''s triggers, backfill and queue call with the table''s model.';
 COMMENT ON FUNCTION pgbert.embed_batch(text[], text) IS
     'Embeds many texts of a kind (''query'' or ''document'') in length-sorted batched model calls (what public.embed_batch() calls).';
 

@@ -49,25 +49,31 @@ COMMENT ON FUNCTION pgbert.batch_end() IS
 -- a role that may only INSERT gets its rows embedded. Its body is fixed text and the table's oid, nothing
 -- else: it hands the statement's transition rows (as jsonb: a transition table's rows have no type name) to
 -- the static implementations of 32_write_back.sql, which find every name in the catalogs. It refuses to run
--- for any other table.
+-- for any other table than it and its partitions (whose copies of the trigger write back through the table).
 CREATE OR REPLACE FUNCTION pgbert._writer_body(tbl oid) RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$ SELECT replace($body$
 BEGIN
-    IF TG_RELID <> @relid@ OR TG_LEVEL <> 'STATEMENT' THEN
-        RAISE EXCEPTION 'pgbert: % writes back after statements on the table of oid @relid@ only', TG_NAME
+    IF TG_LEVEL <> 'STATEMENT' OR TG_RELID NOT IN (SELECT @relid@::pg_catalog.oid UNION SELECT relid FROM pg_catalog.pg_partition_tree(@relid@)) THEN
+        RAISE EXCEPTION 'pgbert: % writes back after statements on the table of oid @relid@ (or its partitions) only', TG_NAME
               USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF TG_OP = 'INSERT' THEN
-        PERFORM pgbert._write_inserted(TG_RELID, (SELECT jsonb_agg(n) FROM pgbert_new_rows n));
+    PERFORM pgbert._check_partition_owners(@relid@, TG_RELID);  -- 72_partitions.sql
+    IF TG_NAME = 'pgbert_next_insert' THEN  -- a model change in progress: the new model's column too
+        PERFORM pgbert._write_next(@relid@, (SELECT jsonb_agg(n) FROM pgbert_new_rows n), NULL);
+    ELSIF TG_NAME = 'pgbert_next_update' THEN
+        PERFORM pgbert._write_next(@relid@, (SELECT jsonb_agg(n) FROM pgbert_new_rows n),
+                                   (SELECT jsonb_agg(o) FROM pgbert_old_rows o));
+    ELSIF TG_OP = 'INSERT' THEN
+        PERFORM pgbert._write_inserted(@relid@, (SELECT jsonb_agg(n) FROM pgbert_new_rows n));
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM pgbert._write_updated(TG_RELID, (SELECT jsonb_agg(o) FROM pgbert_old_rows o),
+        PERFORM pgbert._write_updated(@relid@, (SELECT jsonb_agg(o) FROM pgbert_old_rows o),
                                       (SELECT jsonb_agg(n) FROM pgbert_new_rows n));
     ELSIF TG_OP = 'DELETE' THEN
-        PERFORM pgbert._write_deleted(TG_RELID, (SELECT jsonb_agg(o) FROM pgbert_old_rows o));
+        PERFORM pgbert._write_deleted(@relid@, (SELECT jsonb_agg(o) FROM pgbert_old_rows o));
     ELSE
-        PERFORM pgbert._write_truncated(TG_RELID);
+        PERFORM pgbert._write_truncation(@relid@, TG_RELID);  -- the table's or a partition's (36_chunk_triggers.sql)
     END IF;
     RETURN NULL;
 END
@@ -155,6 +161,9 @@ BEGIN
     IF cfg.strategy IN ('queue', 'auto') THEN
         PERFORM pgbert._install_queue_triggers(tbl);  -- 45_queue.sql
     END IF;
+    IF cfg.next_model_name IS NOT NULL THEN
+        PERFORM pgbert._install_next_triggers(tbl);  -- a model change in progress (55_model_change.sql)
+    END IF;
     IF cfg.chunk_tokens IS NOT NULL THEN
         PERFORM pgbert._install_chunk_triggers(tbl);  -- chunked: statement triggers only (35_chunks.sql)
         RETURN;
@@ -175,16 +184,17 @@ BEGIN
                     THEN format(', %L, %L', cfg.lexical_column, cfg.lexical_config) ELSE '' END;
     IF cfg.strategy <> 'queue' OR lexical <> '' THEN  -- a queued row without lexical side needs no row trigger
         EXECUTE format('CREATE TRIGGER pgbert_embed_insert BEFORE INSERT ON %s FOR EACH ROW '
-                       'EXECUTE FUNCTION pgbert.embed_row(%L, %L, %L, %L%s)',
-                       tbl, cfg.source_column, cfg.vector_column, cfg.strategy, tbl::oid, lexical);
+                       'EXECUTE FUNCTION pgbert.embed_row(%L, %L, %L, %L, %L%s)',
+                       tbl, cfg.source_column, cfg.vector_column, cfg.strategy, tbl::oid, cfg.model_name, lexical);
     END IF;
     -- An UPDATE that changes the text, or that leaves a row with text but no vector (an ORM's save() of a
     -- stale instance, an upsert copying EXCLUDED.*): other updates never call the model.
     EXECUTE format('CREATE TRIGGER pgbert_embed_update BEFORE UPDATE OF %1$I, %3$I ON %2$s FOR EACH ROW '
                    'WHEN (OLD.%1$I IS DISTINCT FROM NEW.%1$I OR (NEW.%3$I IS NULL AND NEW.%1$I IS NOT NULL)) '
-                   'EXECUTE FUNCTION pgbert.embed_row(%1$L, %3$L, %4$L, %5$L%6$s)',
+                   'EXECUTE FUNCTION pgbert.embed_row(%1$L, %3$L, %4$L, %5$L, %7$L%6$s)',
                    cfg.source_column, tbl, cfg.vector_column,
-                   CASE WHEN cfg.strategy IN ('queue', 'auto') THEN cfg.strategy ELSE 'row' END, tbl::oid, lexical);
+                   CASE WHEN cfg.strategy IN ('queue', 'auto') THEN cfg.strategy ELSE 'row' END, tbl::oid, lexical,
+                   cfg.model_name);
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._install_triggers(regclass) IS
@@ -206,6 +216,7 @@ BEGIN
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, tbl);
     END LOOP;
+    PERFORM pgbert._drop_partition_triggers(tbl, false);  -- their copies on its partitions (72_partitions.sql)
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._drop_triggers(regclass) IS

@@ -52,10 +52,10 @@ BEGIN
                                  WHERE n.%4$I IS NOT NULL AND n.%2$I IS NULL
                                 WINDOW w AS (ROWS UNBOUNDED PRECEDING)) r
                          GROUP BY r.chunk, r.part) a,
-                       unnest(a.ks, pgbert.embed_batch(a.ts)) AS u(k, v)) e
+                       unnest(a.ks, pgbert.embed_batch(a.ts, 'document', $2)) AS u(k, v)) e
          WHERE t.%3$I %5$s e.k$q$,
         tbl::regclass, cfg.vector_column, cfg.key_column, cfg.source_column, pgbert._key_equality(tbl, cfg.key_column))
-        USING new_rows;
+        USING new_rows, cfg.model_name;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._write_inserted(oid, jsonb) IS

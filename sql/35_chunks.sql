@@ -14,7 +14,8 @@
 -- and the row itself (row-level security on the chunk table).
 -- ---------------------------------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION pgbert.embed_chunks(texts text[], chunk_tokens integer, overlap_tokens integer)
+CREATE OR REPLACE FUNCTION pgbert.embed_chunks(texts text[], chunk_tokens integer, overlap_tokens integer,
+                                               model text DEFAULT NULL)
 RETURNS TABLE (ord integer, chunk integer, start_char integer, end_char integer, passage text,
                embedding @vector_schema@.vector)
 LANGUAGE plpython3u VOLATILE
@@ -22,10 +23,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 if "pgbert_api" not in GD:
     plpy.execute("SELECT pgbert._boot()")
-return GD["pgbert_api"].embed_chunks(plpy, texts, chunk_tokens, overlap_tokens)
+return GD["pgbert_api"].embed_chunks(plpy, texts, chunk_tokens, overlap_tokens, model=model)
 $$;
-COMMENT ON FUNCTION pgbert.embed_chunks(text[], integer, integer) IS
-    'The chunks of each text (ord: its position from 1) with their passages and vectors, embedded as documents in batched model calls. chunk_tokens: 1 .. the model''s window less its special tokens and prompt.';
+COMMENT ON FUNCTION pgbert.embed_chunks(text[], integer, integer, text) IS
+    'The chunks of each text (ord: its position from 1) with their passages and vectors, embedded as documents in batched model calls with the model of that name (NULL: the default). chunk_tokens: 1 .. the model''s window less its special tokens and prompt.';
+DROP FUNCTION IF EXISTS pgbert.embed_chunks(text[], integer, integer);  -- before 0012
 
 -- Whether the caller may read a row of a table (by its key) and its text column: the chunk tables' policy,
 -- for tables with row-level security of their own. It runs as the caller (SECURITY INVOKER), so the
@@ -82,10 +84,12 @@ BEGIN
         RAISE EXCEPTION 'pgbert: % already exists; the chunks of % are kept in a table of that name', chunks, tbl
               USING ERRCODE = 'duplicate_table', HINT = 'Rename or drop it first.';
     END IF;
+    -- a partitioned table's chunks are partitioned alike (its key is its partition key): 36_chunk_triggers.sql
     EXECUTE format('CREATE TABLE %s (row_key %s NOT NULL, chunk integer NOT NULL, start_char integer NOT NULL, '
                    'end_char integer NOT NULL, embedding @vector_schema@.vector(%s) NOT NULL%s, '
-                   'PRIMARY KEY (row_key, chunk))',
-                   chunks, key_type, dimension, CASE WHEN lexical THEN ', lexemes tsvector' END);
+                   'PRIMARY KEY (row_key, chunk))%s',
+                   chunks, key_type, dimension, CASE WHEN lexical THEN ', lexemes tsvector' END,
+                   pgbert._partition_clause(tbl, 'row_key'));
     EXECUTE format('ALTER TABLE %s OWNER TO %I', chunks, owner);
     -- Oids and attribute numbers, not names: the policy survives renames of the table and its columns,
     -- and it names no table, so it never stands in the way of a DROP TABLE. The row check runs only when
@@ -106,8 +110,8 @@ COMMENT ON FUNCTION pgbert._create_chunk_table(regclass, name, name, integer, bo
     'Internal: creates <table>_chunks (owned by the table''s owner, readable where the text is).';
 
 -- A chunked table: checks chunking's arguments (one chunking of a word proves chunk_tokens fits the
--- model's window) and creates <table>_chunks. Chunks need the table's key (they point at their row) and a
--- plain table (statement triggers of a partitioned table miss rows inserted into a partition).
+-- model's window) and creates <table>_chunks. Chunks need the table's key (they point at their row; a
+-- partitioned table's single-column key is its partition key, so its chunks are partitioned by it too).
 CREATE OR REPLACE FUNCTION pgbert._register_chunks(tbl regclass, model pgbert.models, key_col name,
                                                    source_column name, vector_column name, lexical text,
                                                    chunk_tokens integer, overlap_tokens integer)
@@ -116,10 +120,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = tbl) <> 'r' THEN
-        RAISE EXCEPTION 'pgbert: chunking a partitioned table is not supported: chunk each partition'
-              USING ERRCODE = 'feature_not_supported';
-    ELSIF key_col IS NULL THEN
+    IF key_col IS NULL THEN
         RAISE EXCEPTION 'pgbert: a chunked table needs a single-column primary key (chunks point at their row)'
               USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'ALTER TABLE ... ADD PRIMARY KEY (...);';
     ELSIF vector_column IS NOT NULL THEN
@@ -133,7 +134,7 @@ BEGIN
         RAISE EXCEPTION 'pgbert: overlap_tokens must be 0 .. chunk_tokens - 1, got % with chunk_tokens %',
               coalesce(overlap_tokens::text, 'NULL'), chunk_tokens USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM count(*) FROM pgbert.embed_chunks(ARRAY['pgbert'], chunk_tokens, overlap_tokens);
+    PERFORM count(*) FROM pgbert.embed_chunks(ARRAY['pgbert'], chunk_tokens, overlap_tokens, model.name);
     IF lexical IS NOT NULL THEN
         PERFORM pgbert._check_lexical_config(lexical);
     END IF;

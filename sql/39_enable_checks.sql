@@ -69,7 +69,8 @@ COMMENT ON FUNCTION pgbert._same_registration(regclass, name, name, text, text, 
 
 -- enable_embedding's checks that need nothing but the table: a known strategy and distance, an active model
 -- (returned).
-CREATE OR REPLACE FUNCTION pgbert._check_new_registration(tbl regclass, strategy text, distance text)
+CREATE OR REPLACE FUNCTION pgbert._check_new_registration(tbl regclass, strategy text, distance text,
+                                                           model_name text)
 RETURNS pgbert.models
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -85,17 +86,21 @@ BEGIN
               USING ERRCODE = 'invalid_parameter_value',
                     HINT = 'For a normalised model the three order rows alike: pick the operator your queries use.';
     END IF;
-    SELECT * INTO model FROM pgbert.models m WHERE m.active;
-    IF NOT FOUND THEN
+    SELECT * INTO model FROM pgbert.models m WHERE CASE WHEN model_name IS NULL THEN m.active ELSE m.name = model_name END;
+    IF NOT FOUND AND model_name IS NOT NULL THEN
+        RAISE EXCEPTION 'pgbert: no model named %', quote_literal(model_name) USING ERRCODE = 'undefined_object',
+              HINT = 'SELECT name FROM pgbert.models; lists them; an administrator adds one with pgbert.add_model(name, path).';
+    ELSIF NOT FOUND THEN
         RAISE EXCEPTION 'pgbert: no active model' USING ERRCODE = 'object_not_in_prerequisite_state',
               HINT = 'An administrator registers one with SELECT pgbert.use_model(''/path/to/bundle'');';
     END IF;
     RETURN model;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._check_new_registration(regclass, text, text) IS
-    'Internal: raises unless the strategy and distance are known and a model is active; returns the model.';
+COMMENT ON FUNCTION pgbert._check_new_registration(regclass, text, text, text) IS
+    'Internal: raises unless the strategy and distance are known and the model (NULL: the default) exists; returns the model.';
 DROP FUNCTION IF EXISTS pgbert._check_new_registration(regclass, text);
+DROP FUNCTION IF EXISTS pgbert._check_new_registration(regclass, text, text);  -- before 0012
 
 -- Who called enable_embedding or disable_embedding. SECURITY DEFINER code sees no caller of its own, and the
 -- session's role is not the answer inside another role's SECURITY DEFINER function (a confused deputy): so

@@ -32,7 +32,7 @@ COMMENT ON FUNCTION pgbert._ensure_vector_column(regclass, name, pgbert.models) 
 -- Every column is checked against the catalogs; no user code runs here.
 CREATE OR REPLACE FUNCTION pgbert.setup_embedding(tbl regclass, source_column name, vector_column name,
                                                   strategy text, lexical text, chunk_tokens integer,
-                                                  overlap_tokens integer, distance text)
+                                                  overlap_tokens integer, distance text, model_name text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -46,7 +46,7 @@ DECLARE
 BEGIN
     PERFORM pgbert._check_source(tbl, source_column);
     PERFORM pgbert._require_owner(tbl, 'enable');
-    model := pgbert._check_new_registration(tbl, strategy, distance);
+    model := pgbert._check_new_registration(tbl, strategy, distance, model_name);
     IF EXISTS (SELECT 1 FROM pgbert.embedded_tables e WHERE e.relid = tbl) THEN
         PERFORM pgbert._same_registration(tbl, source_column, vector_column, strategy, lexical, chunk_tokens,
                                           overlap_tokens, distance);
@@ -80,7 +80,7 @@ BEGIN
             CASE WHEN chunks IS NOT NULL THEN overlap_tokens END, chunks, pgbert._attnum(tbl, source_column),
             CASE WHEN chunks IS NULL THEN pgbert._attnum(tbl, vector_column) END, pgbert._attnum(tbl, key_col),
             CASE WHEN chunks IS NULL THEN pgbert._attnum(tbl, lexical_col) END);
-    PERFORM pgbert._install_triggers(tbl);
+    PERFORM pgbert._reinstall(tbl);  -- its triggers, and its partitions' (70_events.sql)
     IF chunks IS NULL THEN  -- (_register_chunks says what it did)
         RAISE NOTICE 'pgbert: % embeds %.% into % (model %, % strategy)', tbl, tbl, quote_ident(source_column),
               quote_ident(vector_column), model.name, strategy;
@@ -90,10 +90,13 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert.setup_embedding(regclass, name, name, text, text, integer, integer, text) IS
+COMMENT ON FUNCTION pgbert.setup_embedding(regclass, name, name, text, text, integer, integer, text, text) IS
     'Table owner: the first step of enable_embedding (which also backfills and builds the index): checks the arguments, adds the vector column (or the chunk table), records the table and installs its triggers.';
 DROP FUNCTION IF EXISTS pgbert._register(regclass, name, name, text, text, integer, integer);  -- before 0010
 DROP FUNCTION IF EXISTS pgbert.setup_embedding(regclass, name, name, text, text, integer, integer);
+DROP FUNCTION IF EXISTS pgbert.setup_embedding(regclass, name, name, text, text, integer, integer, text);  -- before 0012
+DROP PROCEDURE IF EXISTS pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer,
+                                                 integer, text);
 DROP PROCEDURE IF EXISTS pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer,
                                                  integer);
 
@@ -139,7 +142,8 @@ CREATE OR REPLACE PROCEDURE pgbert.enable_embedding(
     lexical       text DEFAULT NULL,
     chunk_tokens  integer DEFAULT NULL,
     overlap_tokens integer DEFAULT NULL,
-    distance      text DEFAULT NULL)
+    distance      text DEFAULT NULL,
+    model         text DEFAULT NULL)
 LANGUAGE plpgsql
 AS $proc$
 DECLARE
@@ -148,7 +152,7 @@ BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM pgbert._prove_caller(tbl, true);  -- who calls: the definer step checks this role owns the table
     PERFORM pgbert.setup_embedding(tbl, source_column, vector_column, strategy, lexical, chunk_tokens,
-                                   coalesce(overlap_tokens, least(32, chunk_tokens / 8)), lower(distance));
+                                   coalesce(overlap_tokens, least(32, chunk_tokens / 8)), lower(distance), model);
     PERFORM pgbert._prove_caller(tbl, false);
     IF backfill AND (SELECT e.strategy FROM pgbert.enabled_tables e WHERE e.relid = tbl) IN ('queue', 'auto') THEN
         -- existing rows were queued (the workers embed them); the lexical side is filled now
@@ -163,8 +167,8 @@ BEGIN
     PERFORM pg_catalog.set_config('search_path', caller_path, true);
 END
 $proc$;
-COMMENT ON PROCEDURE pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer, integer, text) IS
-    'Table owner: rows embed themselves from now on (vector column <source>_embedding added if missing), existing rows are backfilled in committed batches, then an HNSW index is built. lexical => ''japanese'' | ''auto'' | a text search configuration adds a lexical side (<source>_lexemes, GIN) for hybrid search. chunk_tokens => n (overlap_tokens => m, default n/8 up to 32) embeds long texts in chunks of n tokens, kept in <table>_chunks; search() then returns each row''s best passage. distance => ''cosine'' | ''l2'' | ''inner_product'' picks the index''s operator (<=>, <->, <#>; default: cosine for normalised models): write that operator in your queries. strategy => ''queue'' commits writes without calling the model (workers embed them: pgbert.process_queue), ''auto'' embeds a statement''s rows inline while they fit auto_inline_tokens and queues the rest.';
+COMMENT ON PROCEDURE pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer, integer, text, text) IS
+    'Table owner: rows embed themselves from now on (vector column <source>_embedding added if missing), existing rows are backfilled in committed batches, then an HNSW index is built. lexical => ''japanese'' | ''auto'' | a text search configuration adds a lexical side (<source>_lexemes, GIN) for hybrid search. chunk_tokens => n (overlap_tokens => m, default n/8 up to 32) embeds long texts in chunks of n tokens, kept in <table>_chunks; search() then returns each row''s best passage. distance => ''cosine'' | ''l2'' | ''inner_product'' picks the index''s operator (<=>, <->, <#>; default: cosine for normalised models): write that operator in your queries. strategy => ''queue'' commits writes without calling the model (workers embed them: pgbert.process_queue), ''auto'' embeds a statement''s rows inline while they fit auto_inline_tokens and queues the rest. model => a name from pgbert.models (default: the default model): the table keeps it until pgbert.change_model.';
 
 -- Run as its caller, who proves who it is (_prove_caller), then as pgbert's owner for the table's owner only:
 -- drops exactly what pgbert made for this table (its triggers, its write-back function, the chunk table it

@@ -11,7 +11,8 @@
 --
 -- The queue is pgbert's alone: these functions are SECURITY DEFINER and take every relation, column and
 -- operator from the registry and the catalogs. A queue row names its table by the oid PostgreSQL gave the
--- trigger (TG_RELID): no caller can make a worker write into another table. Texts never leave the
+-- trigger (TG_RELID), or, on a partition, the registered table it is a partition of (from the catalogs): no
+-- caller can make a worker write into another table. Texts never leave the
 -- database; a worker role sees queue ids and vectors only. Keys travel as text under pinned settings
 -- (extra_float_digits, DateStyle, IntervalStyle), so a key's text is the same wherever it is made.
 -- ---------------------------------------------------------------------------------------------------
@@ -23,20 +24,28 @@ SET check_function_bodies = on
 SET extra_float_digits = 1 SET IntervalStyle = postgres SET DateStyle = 'ISO, MDY'
 AS $fn$
 DECLARE
-    cfg    pgbert.embedded_tables := (SELECT e FROM pgbert.embedded_tables e WHERE e.relid = TG_RELID);
+    -- the registered table: TG_RELID, or the one it is a partition of (a statement straight into a partition)
+    cfg    pgbert.embedded_tables := (SELECT e FROM pgbert.embedded_tables e
+                                       WHERE e.relid = pgbert._registered_ancestor(TG_RELID));
     queued bigint;
 BEGIN
     IF cfg.relid IS NULL OR TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' THEN
         RAISE EXCEPTION 'pgbert: % queues the rows of embedding-enabled tables only', TG_NAME
               USING ERRCODE = 'insufficient_privilege';
-    ELSIF TG_OP = 'TRUNCATE' THEN
+    ELSIF TG_OP = 'TRUNCATE' AND TG_RELID = cfg.relid::oid THEN
         DELETE FROM pgbert.embedding_queue q WHERE q.id IN (
             SELECT q2.id FROM pgbert.embedding_queue q2 WHERE q2.relid = TG_RELID FOR UPDATE SKIP LOCKED);
+    ELSIF TG_OP = 'TRUNCATE' THEN  -- a partition's: the rows that are gone (key cast to its plain base type)
+        EXECUTE format('DELETE FROM pgbert.embedding_queue q WHERE q.id IN (
+                            SELECT q2.id FROM pgbert.embedding_queue q2 WHERE q2.relid = $1 AND NOT EXISTS (
+                                   SELECT 1 FROM %s t WHERE t.%I %s q2.row_key::%s) FOR UPDATE OF q2 SKIP LOCKED)',
+                       cfg.relid, cfg.key_column, pgbert._key_equality(cfg.relid, cfg.key_column),
+                       pgbert._key_base_type(cfg.relid, cfg.key_column)::regtype) USING cfg.relid::oid;
     ELSIF TG_OP = 'DELETE' THEN  -- rows a worker holds are dropped by it when it finds them gone
         EXECUTE format('DELETE FROM pgbert.embedding_queue q WHERE q.id IN (
                             SELECT q2.id FROM pgbert.embedding_queue q2 JOIN pgbert_old_rows o
                                    ON q2.relid = $1 AND q2.row_key = o.%I::pg_catalog.text FOR UPDATE OF q2 SKIP LOCKED)',
-                       cfg.key_column) USING TG_RELID;
+                       cfg.key_column) USING cfg.relid::oid;
     ELSE  -- INSERT, UPDATE: the rows that have text and no vector (a chunked table's: no chunks) yet
         EXECUTE format('INSERT INTO pgbert.embedding_queue (relid, row_key)
                         SELECT $1, n.%1$I::pg_catalog.text FROM pgbert_new_rows n WHERE n.%2$I IS NOT NULL AND %3$s
@@ -44,11 +53,11 @@ BEGIN
                        cfg.key_column, cfg.source_column,
                        CASE WHEN cfg.chunk_relid IS NULL THEN format('n.%I IS NULL', cfg.vector_column)
                             ELSE format('NOT EXISTS (SELECT 1 FROM %s c WHERE c.row_key %s n.%I)', cfg.chunk_relid::regclass,
-                                        pgbert._key_equality(TG_RELID, cfg.key_column), cfg.key_column) END)
-            USING TG_RELID;
+                                        pgbert._key_equality(cfg.relid, cfg.key_column), cfg.key_column) END)
+            USING cfg.relid::oid;
         GET DIAGNOSTICS queued = ROW_COUNT;
         IF queued > 0 THEN
-            PERFORM pg_notify('pgbert_queue', TG_RELID::text);  -- delivered at commit: idle workers wake
+            PERFORM pg_notify('pgbert_queue', cfg.relid::oid::text);  -- delivered at commit: idle workers wake
         END IF;
     END IF;
     RETURN NULL;
@@ -150,17 +159,17 @@ BEGIN
                  ELSE format('NOT EXISTS (SELECT 1 FROM %s c WHERE c.row_key %s t.%I)', cfg.chunk_relid::regclass,
                              pgbert._key_equality(cfg.relid, cfg.key_column), cfg.key_column) END,
             CASE WHEN cfg.chunk_relid IS NULL THEN
-                'SELECT u.id, u.version, u.v, NULL::jsonb FROM parts, unnest(parts.ids, parts.versions, pgbert.embed_batch(parts.ts)) u(id, version, v)'
+                'SELECT u.id, u.version, u.v, NULL::jsonb FROM parts, unnest(parts.ids, parts.versions, pgbert.embed_batch(parts.ts, ''document'', $3)) u(id, version, v)'
             ELSE format('SELECT todo.id, todo.version, NULL::@vector_schema@.vector, coalesce(ch.chunks, ''[]'')
                            FROM todo LEFT JOIN (
                                 SELECT parts.ids[c.ord] AS id, jsonb_agg(jsonb_build_object(''chunk'', c.chunk,
                                        ''start_char'', c.start_char, ''end_char'', c.end_char, ''embedding'', c.embedding::text,
                                        ''lexemes'', %s) ORDER BY c.chunk) AS chunks
-                                  FROM parts, pgbert.embed_chunks(parts.ts, %s, %s) c GROUP BY 1) ch ON ch.id = todo.id',
+                                  FROM parts, pgbert.embed_chunks(parts.ts, %s, %s, $3) c GROUP BY 1) ch ON ch.id = todo.id',
                         CASE WHEN cfg.lexical_config IS NULL THEN 'NULL'
                              ELSE format('pgbert.lexemes(c.passage, %L)::text', cfg.lexical_config) END,
                         cfg.chunk_tokens, cfg.overlap_tokens) END)
-            USING ids, cfg.relid::oid;
+            USING ids, cfg.relid::oid, cfg.model_name;
     END LOOP;
 END
 $fn$;

@@ -70,6 +70,7 @@ DECLARE
     ready    text[];  -- locked by this statement, with text and no vector, and the version embedded
     done     text[];  -- locked, needing nothing any more
 BEGIN
+    PERFORM pgbert._check_partition_owners(tbl, tbl);  -- a partition whose owner cannot act as tbl's: refused
     EXECUTE format('SELECT coalesce(array_agg(t.%1$I::pg_catalog.text), ''{}'') FROM %2$s t WHERE t.%1$I %3$s ANY ($1::%4$s[])',
                    cfg.key_column, tbl::regclass, eq, key_type) INTO present USING keys;
     EXECUTE format($q$

@@ -63,7 +63,7 @@ COMMENT ON FUNCTION pgbert.queue_wait_seconds() IS
 -- one). A procedure without a SET clause (only those may commit): it pins search_path itself.
 CREATE OR REPLACE PROCEDURE pgbert.process_queue(max_rows integer DEFAULT NULL,
                                                  max_seconds double precision DEFAULT NULL,
-                                                 batch_rows integer DEFAULT 64, INOUT embedded bigint DEFAULT NULL)
+                                                 batch_rows integer DEFAULT 256, INOUT embedded bigint DEFAULT NULL)
 LANGUAGE plpgsql
 AS $proc$
 DECLARE

@@ -4,9 +4,11 @@
 -- DEFINER step that requires that caller to own the table: the registry and the queue are pgbert's alone.
 -- ---------------------------------------------------------------------------------------------------
 
--- Records the rows of a table that have text and no vector (no chunks) in the queue: a table enabled or
--- switched to 'queue' or 'auto' hands its existing backlog to the workers. Run by the definer steps only.
-CREATE OR REPLACE FUNCTION pgbert._enqueue_existing(tbl regclass) RETURNS bigint
+-- Records the rows of a table (or of one partition of it) that have text and no vector (no chunks) in the
+-- queue: a table enabled or switched to 'queue' or 'auto', or a partition attached to it, hands its existing
+-- backlog to the workers. Run by the definer steps and the event triggers only.
+DROP FUNCTION IF EXISTS pgbert._enqueue_existing(regclass);  -- before issue 22: the whole table only
+CREATE OR REPLACE FUNCTION pgbert._enqueue_existing(tbl regclass, part regclass DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET extra_float_digits = 1 SET IntervalStyle = postgres SET DateStyle = 'ISO, MDY'
@@ -18,7 +20,7 @@ BEGIN
     EXECUTE format('INSERT INTO pgbert.embedding_queue (relid, row_key)
                     SELECT $1, t.%1$I::pg_catalog.text FROM %2$s t WHERE t.%3$I IS NOT NULL AND %4$s
                     ON CONFLICT (relid, row_key) DO NOTHING',
-                   cfg.key_column, tbl, cfg.source_column,
+                   cfg.key_column, coalesce(part, tbl), cfg.source_column,
                    CASE WHEN cfg.chunk_relid IS NULL THEN format('t.%I IS NULL', cfg.vector_column)
                         ELSE format('NOT EXISTS (SELECT 1 FROM %s c WHERE c.row_key %s t.%I)', cfg.chunk_relid::regclass,
                                     pgbert._key_equality(tbl, cfg.key_column), cfg.key_column) END)
@@ -26,17 +28,18 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n > 0 THEN
         RAISE NOTICE 'pgbert: % rows of % queued for embedding: a worker embeds them (pgbert worker, or CALL pgbert.process_queue();)',
-              n, tbl;
+              n, coalesce(part, tbl);
         PERFORM pg_notify('pgbert_queue', tbl::oid::text);
     END IF;
     RETURN n;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._enqueue_existing(regclass) IS
-    'Internal: queues the rows of a table that have text and no vector (or no chunks) yet.';
+COMMENT ON FUNCTION pgbert._enqueue_existing(regclass, regclass) IS
+    'Internal: queues the rows of a table (or of one of its partitions) that have text and no vector (or no chunks) yet.';
 
--- The strategies a table may use: 'queue' and 'auto' need the table's key (a queue row points at its row)
--- and a plain table; a chunked table is 'batch' or 'queue'; 'batch' needs an owner who may embed.
+-- The strategies a table may use: 'queue' and 'auto' need the table's key (a queue row points at its row);
+-- a chunked table is 'batch' or 'queue'; 'batch' needs an owner who may embed. A partitioned table's tree
+-- must be embeddable as one (72_partitions.sql).
 CREATE OR REPLACE FUNCTION pgbert._check_strategy(tbl regclass, strategy text, key_column name, chunked boolean)
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -45,15 +48,13 @@ AS $fn$
 DECLARE
     owner oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
 BEGIN
+    PERFORM pgbert._check_partition_tree(tbl, true);
     IF strategy IS NULL OR strategy NOT IN ('batch', 'row', 'queue', 'auto') THEN
         RAISE EXCEPTION 'pgbert: strategy must be ''batch'', ''row'', ''queue'' or ''auto'', not %', quote_nullable(strategy)
               USING ERRCODE = 'invalid_parameter_value';
     ELSIF strategy IN ('queue', 'auto') AND key_column IS NULL THEN
         RAISE EXCEPTION 'pgbert: strategy ''%'' needs a single-column primary key on % (a queued row is found by it)',
               strategy, tbl USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'ALTER TABLE ... ADD PRIMARY KEY (...);';
-    ELSIF strategy IN ('queue', 'auto') AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = tbl) <> 'r' THEN
-        RAISE EXCEPTION 'pgbert: strategy ''%'' is not supported on partitioned tables yet', strategy
-              USING ERRCODE = 'feature_not_supported', HINT = 'Use strategy => ''batch'', or queue each partition.';
     ELSIF strategy IN ('queue', 'auto') AND NOT EXISTS (
               SELECT 1 FROM pg_catalog.pg_type y WHERE y.oid = pgbert._key_base_type(tbl, key_column)
                  AND (y.typtype = 'e' OR (y.typtype = 'b' AND y.typcategory <> 'A'))) THEN

@@ -28,7 +28,8 @@ COMMENT ON FUNCTION pgbert.pending_rows(regclass) IS
     'Rows of an embedding-enabled table that have text but no vector (or no lexemes; a chunked table''s: no chunks) yet: CALL pgbert.backfill(table) fills them.';
 
 -- One backfill batch: embeds up to batch_size rows that have text but no vector; returns how many.
--- ctid addresses the rows without needing a key; a row updated meanwhile is simply picked up again.
+-- ctid addresses the rows without needing a key (with tableoid: partitions repeat each other's ctids); a row
+-- updated meanwhile is simply picked up again.
 CREATE OR REPLACE FUNCTION pgbert._backfill_batch(tbl regclass, batch_size integer) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -41,14 +42,14 @@ BEGIN
         RETURN pgbert._backfill_chunks_batch(tbl, batch_size);
     END IF;
     EXECUTE format($q$
-        WITH todo AS (SELECT ctid AS c, %2$I AS s FROM %1$s WHERE %3$I IS NULL AND %2$I IS NOT NULL LIMIT %4$s),
-             parts AS (SELECT array_agg(c) AS cs, array_agg(s) AS ts  -- embed_batch calls of about 8 MB at most
-                         FROM (SELECT c, s, sum(octet_length(s)) OVER (ROWS UNBOUNDED PRECEDING) / 8388608 AS part
+        WITH todo AS (SELECT tableoid AS r, ctid AS c, %2$I AS s FROM %1$s WHERE %3$I IS NULL AND %2$I IS NOT NULL LIMIT %4$s),
+             parts AS (SELECT array_agg(r) AS rs, array_agg(c) AS cs, array_agg(s) AS ts  -- embed_batch calls of about 8 MB at most
+                         FROM (SELECT r, c, s, sum(octet_length(s)) OVER (ROWS UNBOUNDED PRECEDING) / 8388608 AS part
                                  FROM todo) p
                         GROUP BY part),
-             vecs AS (SELECT u.c, u.v FROM parts, unnest(parts.cs, pgbert.embed_batch(parts.ts::pg_catalog.text[])) AS u(c, v))
-        UPDATE %1$s AS t SET %3$I = vecs.v FROM vecs WHERE t.ctid = vecs.c$q$,
-        tbl, cfg.source_column, cfg.vector_column, batch_size);
+             vecs AS (SELECT u.r, u.c, u.v FROM parts, unnest(parts.rs, parts.cs, pgbert.embed_batch(parts.ts::pg_catalog.text[], 'document', %5$L)) AS u(r, c, v))
+        UPDATE %1$s AS t SET %3$I = vecs.v FROM vecs WHERE t.tableoid = vecs.r AND t.ctid = vecs.c$q$,
+        tbl, cfg.source_column, cfg.vector_column, batch_size, cfg.model_name);
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
@@ -79,7 +80,7 @@ BEGIN
                         GROUP BY part),
              chunks AS (INSERT INTO %4$s (row_key, chunk, start_char, end_char, embedding%7$s)
                         SELECT parts.ks[c.ord], c.chunk, c.start_char, c.end_char, c.embedding%8$s
-                          FROM parts, pgbert.embed_chunks(parts.ts::pg_catalog.text[], %9$s, %10$s) c
+                          FROM parts, pgbert.embed_chunks(parts.ts::pg_catalog.text[], %9$s, %10$s, %11$L) c
                         RETURNING row_key)
         SELECT count(DISTINCT row_key) FROM chunks$q$,
         tbl, cfg.source_column, cfg.key_column, pgbert._qualified(cfg.chunk_relid),
@@ -87,14 +88,15 @@ BEGIN
         CASE WHEN cfg.lexical_config IS NOT NULL THEN ', lexemes' ELSE '' END,
         CASE WHEN cfg.lexical_config IS NOT NULL THEN format(', pgbert.lexemes(c.passage, %L)', cfg.lexical_config)
              ELSE '' END,
-        cfg.chunk_tokens, cfg.overlap_tokens) INTO n;
+        cfg.chunk_tokens, cfg.overlap_tokens, cfg.model_name) INTO n;
     RETURN n;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._backfill_chunks_batch(regclass, integer) IS
     'Internal: chunks and embeds up to batch_size rows of a chunked table that have text but no chunks; returns how many.';
 
--- One batch of the lexical side: rows that have text but no lexemes (their vectors may be there already).
+-- One batch of the lexical side: rows that have text but no lexemes (their vectors may be there already). The
+-- partitions of a partitioned table repeat each other's ctids: only rows without lexemes are touched.
 CREATE OR REPLACE FUNCTION pgbert._backfill_lexemes_batch(tbl regclass, batch_size integer) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -106,7 +108,8 @@ BEGIN
     IF cfg.lexical_column IS NOT NULL AND cfg.chunk_relid IS NULL THEN  -- chunks get theirs with their vectors
         EXECUTE format('UPDATE %1$s AS t SET %2$I = pgbert.lexemes(t.%3$I, %4$L)
                          WHERE t.ctid = ANY (ARRAY(SELECT ctid FROM %1$s
-                                                    WHERE %2$I IS NULL AND %3$I IS NOT NULL LIMIT %5$s))',
+                                                    WHERE %2$I IS NULL AND %3$I IS NOT NULL LIMIT %5$s))
+                           AND t.%2$I IS NULL AND t.%3$I IS NOT NULL',
                        tbl, cfg.lexical_column, cfg.source_column, cfg.lexical_config, batch_size);
         GET DIAGNOSTICS n = ROW_COUNT;
     END IF;

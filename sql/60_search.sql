@@ -15,14 +15,17 @@ AS $$
        AND pg_catalog.has_column_privilege(cfg.relid, a.attnum, 'SELECT')  -- a column-level reader's columns
        AND (cfg.chunk_relid IS NOT NULL  -- a chunked table's vectors and lexemes are in its chunk table
             OR a.attname NOT IN (cfg.vector_column, coalesce(cfg.lexical_column, '')))
+       AND a.attnum NOT IN (coalesce(cfg.next_vector_attnum, 0), coalesce(cfg.old_vector_attnum, 0))  -- a model change's columns
 $$;
 COMMENT ON FUNCTION pgbert._row_columns(pgbert.embedded_tables) IS
     'Internal: t.col, t.col, ... of every column of the table but its vector and lexemes that the caller may read.';
 
--- The n rows nearest to a query vector, ranked 1..n (an HNSW index scan).
+-- The n rows nearest to a query vector, ranked 1..n (an HNSW index scan). A row is its ctid and tableoid (rel):
+-- the partitions of a partitioned table repeat each other's ctids.
+DROP FUNCTION IF EXISTS pgbert._vector_ranking(pgbert.embedded_tables, @vector_schema@.vector, integer, jsonb);  -- its result gained rel: re-created
 CREATE OR REPLACE FUNCTION pgbert._vector_ranking(cfg pgbert.embedded_tables, q @vector_schema@.vector, n integer,
                                                   filter jsonb)
-RETURNS TABLE (row_id tid, rank bigint)
+RETURNS TABLE (row_id tid, rank bigint, rel oid)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -31,8 +34,8 @@ BEGIN
         RETURN;  -- lexical mode: no vector side
     END IF;
     RETURN QUERY EXECUTE format(
-        'SELECT s.ctid, row_number() OVER (ORDER BY s.d)
-           FROM (SELECT v.ctid, v.%1$I %2$s $1 AS d FROM %3$s v WHERE v.%1$I IS NOT NULL AND %4$s
+        'SELECT s.ctid, row_number() OVER (ORDER BY s.d), s.tableoid
+           FROM (SELECT v.tableoid, v.ctid, v.%1$I %2$s $1 AS d FROM %3$s v WHERE v.%1$I IS NOT NULL AND %4$s
                   ORDER BY v.%1$I %2$s $1 LIMIT $2) s',
         cfg.vector_column, pgbert._distance_operator(cfg.metric), cfg.relid, pgbert._filter_clause(cfg, filter, 'v'))
         USING q, n;
@@ -47,9 +50,11 @@ DROP FUNCTION IF EXISTS pgbert._vector_ranking(pgbert.embedded_tables, @vector_s
 -- that holds it is one of them); N is the planner's row count; a row's length is its number of distinct
 -- lexemes, averaged over the matching rows (the whole table's average would cost a full scan per query).
 -- Term frequencies come from the query's lexemes only: setweight() marks them, ts_filter() keeps them
--- (pgbert's tsvectors carry no weights): 4x faster than unnesting every lexeme of every match.
+-- (pgbert's tsvectors carry no weights): 4x faster than unnesting every lexeme of every match. Rows are
+-- named by ctid and tableoid (rel), and N counts a partitioned table's partitions, as in _vector_ranking.
+DROP FUNCTION IF EXISTS pgbert._lexical_ranking(pgbert.embedded_tables, text[], integer, jsonb);  -- its result gained rel: re-created
 CREATE OR REPLACE FUNCTION pgbert._lexical_ranking(cfg pgbert.embedded_tables, lexemes text[], n integer, filter jsonb)
-RETURNS TABLE (row_id tid, rank bigint, score double precision)
+RETURNS TABLE (row_id tid, rank bigint, score double precision, rel oid)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -59,21 +64,22 @@ BEGIN
     END IF;
     RETURN QUERY EXECUTE format($q$
         WITH matches AS MATERIALIZED (
-                 SELECT m.ctid AS row_id, m.%1$I AS tsv, length(m.%1$I) AS dl FROM %2$s m
+                 SELECT m.tableoid AS rel, m.ctid AS row_id, m.%1$I AS tsv, length(m.%1$I) AS dl FROM %2$s m
                   WHERE %4$s AND m.%1$I @@ array_to_string(ARRAY(SELECT '''' || replace(replace(l, '\', '\\'), '''', '''''')
                                                         || '''' FROM unnest($1) l), ' | ')::tsquery),
-             terms AS (SELECT m.row_id, m.dl, u.lexeme, coalesce(cardinality(u.positions), 1) AS tf
+             terms AS (SELECT m.rel, m.row_id, m.dl, u.lexeme, coalesce(cardinality(u.positions), 1) AS tf
                          FROM matches m, unnest(ts_filter(setweight(m.tsv, 'A', $1), '{a}')) u),
              df AS (SELECT lexeme, count(*) AS df FROM terms GROUP BY lexeme),
-             stats AS (SELECT greatest((SELECT reltuples FROM pg_catalog.pg_class WHERE oid = %3$s),
+             stats AS (SELECT greatest((SELECT sum(greatest(c.reltuples, 0)) FROM pg_catalog.pg_class c WHERE c.oid = %3$s
+                                           OR c.oid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree(%3$s) p WHERE p.isleaf)),
                                        (SELECT count(*) FROM matches)) AS n,
                               greatest((SELECT avg(dl) FROM matches), 1) AS avgdl),
-             scored AS (SELECT t.row_id, sum(ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) * t.tf * 2.2
-                                             / (t.tf + 1.2 * (0.25 + 0.75 * t.dl / s.avgdl))) AS score
+             scored AS (SELECT t.rel, t.row_id, sum(ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) * t.tf * 2.2
+                                                    / (t.tf + 1.2 * (0.25 + 0.75 * t.dl / s.avgdl))) AS score
                           FROM terms t JOIN df USING (lexeme), stats s
-                         GROUP BY t.row_id)
-        SELECT row_id, row_number() OVER (ORDER BY score DESC, row_id), score::float8
-          FROM scored ORDER BY score DESC, row_id LIMIT $2$q$,
+                         GROUP BY t.rel, t.row_id)
+        SELECT row_id, row_number() OVER (ORDER BY score DESC, rel, row_id), score::float8, rel
+          FROM scored ORDER BY score DESC, rel, row_id LIMIT $2$q$,
         cfg.lexical_column, cfg.relid, cfg.relid::oid, pgbert._filter_clause(cfg, filter, 'm'))
         USING lexemes, n;
 END
@@ -91,7 +97,7 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     s record;
-    q @vector_schema@.vector := CASE WHEN mode = 'hybrid' THEN pgbert.embed(query, 'query') END;
+    q @vector_schema@.vector := CASE WHEN mode = 'hybrid' THEN pgbert.embed(query, 'query', cfg.model_name) END;
 BEGIN
     SELECT max(value) FILTER (WHERE name = 'hybrid_rrf_k')::float8 AS c,
            max(value) FILTER (WHERE name = 'hybrid_vector_weight')::float8 AS wv,
@@ -106,13 +112,13 @@ BEGIN
     RETURN QUERY EXECUTE format(
         'WITH v AS (SELECT * FROM pgbert._vector_ranking($1, $2, $3, $9)),
               l AS (SELECT * FROM pgbert._lexical_ranking($1, pgbert.query_lexemes($4, ($1).lexical_config), $3, $9)),
-              f AS (SELECT coalesce(v.row_id, l.row_id) AS row_id,
+              f AS (SELECT coalesce(v.rel, l.rel) AS rel, coalesce(v.row_id, l.row_id) AS row_id,
                            CASE WHEN $2 IS NULL THEN l.score
                                 ELSE coalesce($5 / ($7 + v.rank), 0) + coalesce($6 / ($7 + l.rank), 0) END AS score
-                      FROM v FULL JOIN l ON v.row_id = l.row_id ORDER BY 2 DESC LIMIT $8)
+                      FROM v FULL JOIN l ON v.rel = l.rel AND v.row_id = l.row_id ORDER BY 3 DESC LIMIT $8)
          SELECT (t.%1$I)::text, (t.%2$I)::text, (t.%3$I %4$s $2)::float8,
                 (SELECT to_jsonb(r) FROM (SELECT %5$s) AS r), f.score
-           FROM f JOIN %6$s AS t ON t.ctid = f.row_id ORDER BY f.score DESC',
+           FROM f JOIN %6$s AS t ON t.tableoid = f.rel AND t.ctid = f.row_id ORDER BY f.score DESC',
         coalesce(cfg.key_column, cfg.source_column), cfg.source_column, cfg.vector_column,
         pgbert._distance_operator(cfg.metric), pgbert._row_columns(cfg), cfg.relid)
         USING cfg, q, s.n, query, coalesce(s.wv, 1), coalesce(s.wl, 1), coalesce(s.c, 60), k, filter;
@@ -170,13 +176,13 @@ BEGIN
         RETURN QUERY EXECUTE format(
             'SELECT (t.%1$I)::text, (t.%2$I)::text, n.distance::float8, (SELECT to_jsonb(r) FROM (SELECT %6$s) AS r),
                     NULL::float8, NULL::text, NULL::integer, NULL::integer
-               FROM (SELECT v.ctid AS row_id, v.%3$I %4$s $1 AS distance FROM %5$s v WHERE v.%3$I IS NOT NULL AND %7$s
-                      ORDER BY v.%3$I %4$s $1 LIMIT $2) AS n
-               JOIN %5$s AS t ON t.ctid = n.row_id
+               FROM (SELECT v.tableoid AS rel, v.ctid AS row_id, v.%3$I %4$s $1 AS distance FROM %5$s v
+                      WHERE v.%3$I IS NOT NULL AND %7$s ORDER BY v.%3$I %4$s $1 LIMIT $2) AS n
+               JOIN %5$s AS t ON t.tableoid = n.rel AND t.ctid = n.row_id
               ORDER BY n.distance',
             coalesce(cfg.key_column, cfg.source_column), cfg.source_column, cfg.vector_column,
             pgbert._distance_operator(cfg.metric), tbl, pgbert._row_columns(cfg), pgbert._filter_clause(cfg, filter, 'v'))
-            USING pgbert.embed(query, 'query'), k;
+            USING pgbert.embed(query, 'query', cfg.model_name), k;
     END IF;
     -- Restored for the rest of the caller's transaction (NULL: pgvector was not loaded yet: its defaults).
     PERFORM set_config('hnsw.ef_search', coalesce(old_ef, '40'), true);

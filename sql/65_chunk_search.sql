@@ -17,12 +17,12 @@ DECLARE
 BEGIN
     EXECUTE format(
             'WITH va AS MATERIALIZED (SELECT c.row_key, c.chunk, r.rank FROM pgbert._vector_ranking($1, $2, $3, $10) r
-                                        JOIN %1$s c ON c.ctid = r.row_id),
+                                        JOIN %1$s c ON c.tableoid = r.rel AND c.ctid = r.row_id),
                   la AS MATERIALIZED (SELECT c.row_key, c.chunk, r.rank, r.score
                                         FROM pgbert._lexical_ranking($1, CASE WHEN $4 <> ''vector''
                                                                               THEN pgbert.query_lexemes($5, ($1).lexical_config)
                                                                               ELSE ''{}'' END, $3, $10) r
-                                        JOIN %1$s c ON c.ctid = r.row_id),
+                                        JOIN %1$s c ON c.tableoid = r.rel AND c.ctid = r.row_id),
                   vr AS (SELECT v.*, row_number() OVER (ORDER BY v.rank) AS place
                            FROM (SELECT DISTINCT ON (row_key) * FROM va ORDER BY row_key, rank) v),
                   lr AS (SELECT l.*, row_number() OVER (ORDER BY l.rank) AS place
@@ -65,7 +65,7 @@ DECLARE
     n      integer;
     picked jsonb;
     chunks pgbert.embedded_tables := cfg;
-    q      @vector_schema@.vector := CASE WHEN mode <> 'lexical' THEN pgbert.embed(query, 'query') END;
+    q      @vector_schema@.vector := CASE WHEN mode <> 'lexical' THEN pgbert.embed(query, 'query', cfg.model_name) END;
     key_eq text := pgbert._key_equality(cfg.relid, cfg.key_column);
 BEGIN
     chunks.relid := cfg.chunk_relid;  -- the rankings read the chunk table's embedding and lexemes columns

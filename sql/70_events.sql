@@ -3,7 +3,8 @@
 -- installing superuser), because they run as whoever issues the DDL — any role at all — and must not
 -- fail for a role that cannot write the registry. They wait at most lock_timeout on pgbert's tables
 -- (which only pgbert's owner can lock anyway), and act only on what pgbert recorded for the table in the
--- DDL: its columns by number, its write-back function by its oid, the chunk table pgbert made for it.
+-- DDL: its columns by number, its write-back function by its oid, the chunk table pgbert made for it (and
+-- that chunk table's partitions), the copies of its statement triggers on its partitions.
 -- ---------------------------------------------------------------------------------------------------
 
 -- A dropped table is forgotten with its write-back functions and its chunk table; a dropped source,
@@ -50,6 +51,9 @@ BEGIN
             EXECUTE format('DROP TABLE %s CASCADE', gone.chunk_relid::regclass);
         END IF;
     END LOOP;
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() d WHERE d.object_type = 'table') THEN
+        PERFORM pgbert._mirror_all_partitions();  -- a dropped partition's chunks go with it (36_chunk_triggers.sql)
+    END IF;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert.forget_dropped() IS
@@ -67,11 +71,15 @@ AS $fn$
 DECLARE
     disabled name[] := ARRAY(SELECT t.tgname FROM pg_catalog.pg_trigger t
                               WHERE t.tgrelid = tbl AND t.tgenabled = 'D' AND t.tgname LIKE 'pgbert\_%');
+    t        record;
 BEGIN
     PERFORM pgbert._drop_triggers(tbl);
     PERFORM pgbert._install_triggers(tbl);
-    FOR i IN 1 .. coalesce(array_length(disabled, 1), 0) LOOP
-        EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', tbl, disabled[i]);
+    PERFORM pgbert._follow_partitions(tbl, false);  -- its partitions' copies of its triggers (72_partitions.sql)
+    FOR t IN SELECT s.tgname, s.tgrelid::regclass AS rel FROM pg_catalog.pg_trigger s  -- the copies too
+              WHERE s.tgname = ANY (disabled) AND s.tgparentid = 0
+                AND (s.tgrelid = tbl OR s.tgrelid IN (SELECT p.relid FROM pg_catalog.pg_partition_tree(tbl) p)) LOOP
+        EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', t.rel, t.tgname);
     END LOOP;
 END
 $fn$;
@@ -80,7 +88,51 @@ COMMENT ON FUNCTION pgbert._reinstall(regclass) IS
 
 -- After ALTER TABLE on an embedding-enabled table: renamed columns are followed (the registry names
 -- them by number; the triggers, which name them, are re-created), and a new owner gets the write-back
--- function and chunk table, so they always run as the table's current owner.
+-- function and chunk table, so they always run as the table's current owner. A partitioned table's
+-- partitions are kept in step (72_partitions.sql).
+CREATE OR REPLACE FUNCTION pgbert._follow_altered(tbl regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    renamed integer;
+BEGIN
+    UPDATE pgbert.embedded_tables e
+       SET source_column = pgbert._attname(tbl, e.source_attnum),
+           vector_column = coalesce(pgbert._attname(tbl, e.vector_attnum), e.vector_column),
+           key_column = pgbert._attname(tbl, e.key_attnum),
+           lexical_column = coalesce(pgbert._attname(tbl, e.lexical_attnum), e.lexical_column)
+     WHERE e.relid = tbl AND (e.source_column, e.vector_column, e.key_column, e.lexical_column)
+           IS DISTINCT FROM (pgbert._attname(tbl, e.source_attnum),
+                             coalesce(pgbert._attname(tbl, e.vector_attnum), e.vector_column),
+                             pgbert._attname(tbl, e.key_attnum),
+                             coalesce(pgbert._attname(tbl, e.lexical_attnum), e.lexical_column));
+    GET DIAGNOSTICS renamed = ROW_COUNT;
+    IF renamed > 0 THEN
+        PERFORM pgbert._reinstall(tbl);  -- the triggers name the columns
+    ELSE  -- a new owner: the write-back and store functions and the chunk table follow
+        IF (SELECT e.strategy = 'batch' OR e.chunk_relid IS NOT NULL FROM pgbert.embedded_tables e WHERE e.relid = tbl) THEN
+            PERFORM pgbert._install_writer(tbl);
+        END IF;
+        IF to_regprocedure(format('pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[])',
+                                  pgbert._store_name(tbl))) IS NOT NULL THEN
+            PERFORM pgbert._install_store(tbl);
+        END IF;
+        PERFORM pgbert._follow_partitions(tbl, true);
+    END IF;
+    IF NOT has_function_privilege((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl),
+                                  'pgbert.embed_batch(text[])', 'EXECUTE') THEN
+        RAISE WARNING 'pgbert: the owner of % may not embed: INSERTs into it will fail', tbl
+              USING HINT = format('GRANT pgbert_user TO %s;', (SELECT c.relowner::regrole FROM pg_catalog.pg_class c
+                                                                WHERE c.oid = tbl));
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._follow_altered(regclass) IS
+    'Internal: follows ALTER TABLE on an embedding-enabled table (renamed columns, a new owner, its partitions).';
+
+-- The event trigger: after ALTER TABLE or CREATE TABLE, each embedding-enabled table the DDL touched, itself
+-- or through one of its partitions (ATTACH, DETACH, CREATE TABLE ... PARTITION OF, ALTER of a partition).
 CREATE OR REPLACE FUNCTION pgbert.follow_altered_tables() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -89,49 +141,33 @@ SET lock_timeout = '10s'
 AS $fn$
 DECLARE
     tbl regclass;
-    renamed integer;
 BEGIN
     IF to_regclass('pgbert.embedded_tables') IS NULL THEN
         RETURN;
     END IF;
     FOR tbl IN
         SELECT DISTINCT e.relid FROM pg_event_trigger_ddl_commands() c
-          JOIN pgbert.embedded_tables e ON e.relid::oid = c.objid
+          JOIN pgbert.embedded_tables e
+               ON e.relid::oid = c.objid OR e.relid::oid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(c.objid) a)
          WHERE c.classid = 'pg_catalog.pg_class'::regclass
     LOOP
-        UPDATE pgbert.embedded_tables e
-           SET source_column = pgbert._attname(tbl, e.source_attnum),
-               vector_column = coalesce(pgbert._attname(tbl, e.vector_attnum), e.vector_column),
-               key_column = pgbert._attname(tbl, e.key_attnum),
-               lexical_column = coalesce(pgbert._attname(tbl, e.lexical_attnum), e.lexical_column)
-         WHERE e.relid = tbl AND (e.source_column, e.vector_column, e.key_column, e.lexical_column)
-               IS DISTINCT FROM (pgbert._attname(tbl, e.source_attnum),
-                                 coalesce(pgbert._attname(tbl, e.vector_attnum), e.vector_column),
-                                 pgbert._attname(tbl, e.key_attnum),
-                                 coalesce(pgbert._attname(tbl, e.lexical_attnum), e.lexical_column));
-        GET DIAGNOSTICS renamed = ROW_COUNT;
-        IF renamed > 0 THEN
-            PERFORM pgbert._reinstall(tbl);  -- the triggers name the columns
-        ELSE  -- a new owner: the write-back and store functions and the chunk table follow
-            IF (SELECT e.strategy = 'batch' OR e.chunk_relid IS NOT NULL FROM pgbert.embedded_tables e WHERE e.relid = tbl) THEN
-                PERFORM pgbert._install_writer(tbl);
-            END IF;
-            IF to_regprocedure(format('pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[])',
-                                      pgbert._store_name(tbl))) IS NOT NULL THEN
-                PERFORM pgbert._install_store(tbl);
-            END IF;
-        END IF;
-        IF NOT has_function_privilege((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl),
-                                      'pgbert.embed_batch(text[])', 'EXECUTE') THEN
-            RAISE WARNING 'pgbert: the owner of % may not embed: INSERTs into it will fail', tbl
-                  USING HINT = format('GRANT pgbert_user TO %s;', (SELECT c.relowner::regrole FROM pg_catalog.pg_class c
-                                                                    WHERE c.oid = tbl));
-        END IF;
+        PERFORM pgbert._follow_altered(tbl);
+    END LOOP;
+    FOR tbl IN  -- a table that became a partition of one that is not embedding-enabled (ATTACH)
+        SELECT DISTINCT e.relid FROM pg_event_trigger_ddl_commands() c, pg_catalog.pg_partition_tree(c.objid) p
+          JOIN pgbert.embedded_tables e ON e.relid::oid = p.relid
+         WHERE c.classid = 'pg_catalog.pg_class'::regclass AND p.relid <> c.objid
+           AND (e.strategy IN ('queue', 'auto') OR to_jsonb(e) ->> 'chunk_relid' IS NOT NULL)  -- (a downgrade: as jsonb)
+           AND pgbert._registered_ancestor(c.objid) IS NULL
+    LOOP
+        RAISE WARNING 'pgbert: % is a partition of %: rows written through % are not queued or chunked', tbl,
+              pg_catalog.pg_partition_root(tbl), pg_catalog.pg_partition_root(tbl)
+              USING HINT = 'Write into the partition itself, or move embedding to the partitioned table (disable_embedding, then enable_embedding on it).';
     END LOOP;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert.follow_altered_tables() IS
-    'Event trigger (pgbert_follow_altered_tables): after ALTER TABLE, follows renamed columns and re-owns the table''s write-back function and chunk table.';
+    'Event trigger (pgbert_follow_altered_tables): after ALTER TABLE or CREATE TABLE, follows renamed columns, re-owns the table''s write-back function and chunk table, and keeps a partitioned table''s partitions in step.';
 DROP EVENT TRIGGER IF EXISTS pgbert_follow_altered_tables;
-CREATE EVENT TRIGGER pgbert_follow_altered_tables ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+CREATE EVENT TRIGGER pgbert_follow_altered_tables ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
     EXECUTE FUNCTION pgbert.follow_altered_tables();

@@ -29,14 +29,16 @@ GRANT INSERT, UPDATE, DELETE ON pgbert.models TO pgbert_admin;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgbert FROM PUBLIC, pgbert_user, pgbert_admin;
 REVOKE ALL ON ALL PROCEDURES IN SCHEMA pgbert FROM PUBLIC, pgbert_user, pgbert_admin;
 REVOKE ALL ON FUNCTION public.embed(text), public.embed(text, text), public.embed_batch(text[]),
-                       public.embed_batch(text[], text), public.search(text, integer),
+                       public.embed_batch(text[], text), public.embed(text, name, text),
+                       public.embed_batch(text[], name, text), public.search(text, integer),
                        public.search(text, integer, regclass, text, jsonb),
                        public.search_rows(text, integer, anyelement, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgbert._boot() TO PUBLIC;
 -- The public functions a user calls: their first step (pgbert._require_user) refuses a role without
 -- pgbert_user with the GRANT that fixes it; what they call next is executable by pgbert_user alone.
 GRANT EXECUTE ON FUNCTION pgbert._require_user(), public.embed(text), public.embed(text, text),
-    public.embed_batch(text[]), public.embed_batch(text[], text), public.search(text, integer),
+    public.embed_batch(text[]), public.embed_batch(text[], text), public.embed(text, name, text),
+    public.embed_batch(text[], name, text), public.search(text, integer),
     public.search(text, integer, regclass, text, jsonb), public.search_rows(text, integer, anyelement, text, jsonb)
 TO PUBLIC;
 
@@ -44,9 +46,10 @@ GRANT EXECUTE ON FUNCTION
     pgbert.embed(text, text), pgbert.embed_batch(text[]), pgbert.embed_batch(text[], text),
     pgbert.status(),
     pgbert.pending_rows(regclass), pgbert.lexemes(text, text), pgbert.query_lexemes(text, text),
-    pgbert.text_language(text), pgbert.embed_chunks(text[], integer, integer),
+    pgbert.text_language(text), pgbert.embed_chunks(text[], integer, integer, text),
+    pgbert.embed(text, text, text), pgbert.embed_batch(text[], text, text),
     -- SECURITY DEFINER entry points: check that the caller (proven by _prove_caller) owns the table
-    pgbert.setup_embedding(regclass, name, name, text, text, integer, integer, text),
+    pgbert.setup_embedding(regclass, name, name, text, text, integer, integer, text, text),
     pgbert.teardown_embedding(regclass, boolean), pgbert._prove_caller(regclass, boolean),
     -- attached by setup_embedding (as pgbert's owner), fired as whoever writes
     pgbert.embed_row(), pgbert.batch_start(), pgbert.batch_end(),
@@ -70,11 +73,15 @@ GRANT EXECUTE ON FUNCTION
     pgbert._insert_chunks(pgbert.embedded_tables, jsonb, jsonb)
 TO pgbert_user;
 GRANT EXECUTE ON PROCEDURE
-    pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer, integer, text),
+    pgbert.enable_embedding(regclass, name, name, text, boolean, boolean, integer, text, integer, integer, text, text),
     pgbert.disable_embedding(regclass, boolean), pgbert.backfill(regclass, integer)
 TO pgbert_user;
 
-GRANT EXECUTE ON FUNCTION pgbert.use_model(text, text) TO pgbert_admin;
+GRANT EXECUTE ON FUNCTION pgbert.use_model(text, text), pgbert.add_model(text, text), pgbert.drop_model(text)
+TO pgbert_admin;
+-- Model call statistics (15_model_stats.sql) tell one role about every role's activity: admins only.
+GRANT SELECT ON pgbert.model_stats TO pgbert_admin;
+GRANT EXECUTE ON FUNCTION pgbert._model_stats(), pgbert.reset_model_stats() TO pgbert_admin;
 
 -- The queue (45-48_queue*.sql). A table's owner switches its strategy and retries its failed rows (definer
 -- steps that check the proven caller owns the table), and reads the queue's counts and errors of the tables
@@ -86,9 +93,26 @@ GRANT EXECUTE ON FUNCTION
     pgbert._store_queued(oid, text[], xid[], @vector_schema@.vector[], jsonb[])
 TO pgbert_user;
 GRANT EXECUTE ON PROCEDURE pgbert.set_strategy(regclass, text), pgbert.retry_failed(regclass) TO pgbert_user;
+
+-- Model changes (55_model_change.sql): the definer step checks that the proven caller owns the table; the
+-- rest runs as the table's owner.
+GRANT EXECUTE ON FUNCTION
+    pgbert.model_change_step(regclass, text, text), pgbert._write_next(oid, jsonb, jsonb),
+    pgbert._backfill_next_batch(regclass, integer), pgbert._count_next_pending(regclass)
+TO pgbert_user;
+GRANT EXECUTE ON PROCEDURE pgbert.change_model(regclass, text, integer), pgbert.abort_model_change(regclass),
+    pgbert.drop_old_vectors(regclass)
+TO pgbert_user;
 GRANT EXECUTE ON FUNCTION
     pgbert.claim_batch(integer), pgbert.compute_claimed(bigint[]),
     pgbert.store_claimed(bigint[], xid[], @vector_schema@.vector[], jsonb[]), pgbert.fail_claimed(bigint[], text),
     pgbert.release_claims(), pgbert.queue_wait_seconds(), pgbert._work_claimed(), pgbert._queue_counts()
 TO pgbert_worker;
 GRANT EXECUTE ON PROCEDURE pgbert.process_queue(integer, double precision, integer, bigint) TO pgbert_worker;
+
+-- Partitioned tables (72_partitions.sql): a table's write-back and store functions, as its owner, check that
+-- no partition's owner is a role that cannot act as it, and empty a truncated partition's chunk twin.
+GRANT EXECUTE ON FUNCTION
+    pgbert._check_partition_owners(oid, oid), pgbert._write_truncation(oid, oid),
+    pgbert._chunk_twin(oid, oid, oid), pgbert._twin(oid, oid)
+TO pgbert_user;

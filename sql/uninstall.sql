@@ -38,6 +38,7 @@ BEGIN
     END IF;
     -- Objects outside the pgbert schema.
     FOREACH fn IN ARRAY ARRAY['public.embed(text)', 'public.embed(text, text)', 'public.embed_batch(text[])',
+                              'public.embed(text, name, text)', 'public.embed_batch(text[], name, text)',
                               'public.embed_batch(text[], text)', 'public.search(text, integer)',
                               'public.search(text, integer, regclass)', 'public.search(text, integer, regclass, text)',
                               'public.search(text, integer, regclass, text, jsonb)',

@@ -205,7 +205,7 @@ class Encoder:
         return [e.ids for e in self.bounded.encode_batch(self.prompted(texts, kind), check)]
 
     def encode(self, texts: Sequence[str], check: Check | None = None, kind: str = "document",
-               gate=None) -> np.ndarray:
+               gate=None, counts: dict | None = None) -> np.ndarray:
         """Embed texts; returns float32 (len(texts), dimension), rows in input order.
 
         check: called between tokenizer calls and before each model call, so that a caller can stop the work
@@ -213,6 +213,7 @@ class Encoder:
         propagates unchanged.
         kind: "document" (a text to be searched, the default) or "query" (a search query); the bundle's prompt
         for that kind goes in front of each text before the same bounded tokenizing (no prompt: texts as given).
+        counts: a dict that gets "tokens", the tokens the model reads (padding excluded): for model_stats.py.
         """
         texts = self.prompted(texts, kind)  # first: an unknown kind fails even with no texts
         if not texts:
@@ -221,6 +222,8 @@ class Encoder:
         ids = [e.ids for e in encodings]
         types = [e.type_ids for e in encodings]
         del encodings
+        if counts is not None:
+            counts["tokens"] = sum(map(len, ids))
         out = np.empty((len(ids), self.dimension), dtype=np.float32)
         for chunk in self.batches([len(x) for x in ids]):
             if check is not None:
@@ -272,26 +275,37 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_cache: dict[tuple, Encoder] = {}
+_cache: dict[tuple, Encoder] = {}  # least recently used first
 _lock = threading.Lock()
+DEFAULT_MAX_MODELS = 3
 
 
 def get_encoder(path: str, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                 batch_tokens: int = DEFAULT_BATCH_TOKENS, engine: str | None = None,
-                before_load=None, shared_weights: bool = True) -> Encoder:
-    """The cached Encoder for a bundle directory, loaded on first use (once per process).
-    before_load(path): called only when the bundle is about to be loaded (the memory guard)."""
+                before_load=None, shared_weights: bool = True, max_models: int = DEFAULT_MAX_MODELS) -> Encoder:
+    """The cached Encoder for a bundle directory, loaded on first use (once per process); at most max_models
+    stay loaded, the least recently used unloaded first. before_load(path): called only when the bundle is
+    about to be loaded (the memory guard)."""
     key = file_key(path) + (threads, batch_size, batch_tokens, engine, shared_weights)
     with _lock:
-        encoder = _cache.get(key)
+        encoder = _cache.pop(key, None)
         if encoder is None:
+            for old in [k for k in _cache if k[0] == path]:
+                del _cache[old]  # the bundle's older files or settings: drop their memory first
+            while _cache and len(_cache) >= max(1, max_models):
+                del _cache[next(iter(_cache))]
             if before_load is not None:
                 before_load(path)
             encoder = Encoder(load_bundle(path), threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
                               engine=engine, shared_weights=shared_weights)
-            _cache.clear()  # one model per backend: drop the old one's memory
-            _cache[key] = encoder
+        _cache[key] = encoder  # most recently used last
         return encoder
+
+
+def loaded_encoders() -> list[Encoder]:
+    """The models this process holds, least recently used first."""
+    with _lock:
+        return list(_cache.values())
 
 
 def embed_texts(encoder: Encoder, texts: Iterable[str | None], check: Check | None = None,

@@ -153,9 +153,10 @@ class Host:
                     return self.models[key]
                 for old in [k for k in self.models if k[0] == bundle_path and k[:len(files)] != files]:
                     del self.models[old]  # stale files: free the old copy before loading the new
-                while len(self.models) >= MAX_MODELS:
+                cap = max(1, int(settings.get("max_loaded_models") or MAX_MODELS))  # the asking database's
+                while len(self.models) >= cap:
                     unloaded = self.models.popitem(last=False)[1]  # requests running on it finish first
-                    log(f"unloaded {unloaded.bundle.model_id} ({unloaded.bundle.path}): at most {MAX_MODELS} models")
+                    log(f"unloaded {unloaded.bundle.model_id} ({unloaded.bundle.path}): at most {cap} models")
             started = time.perf_counter()
             model = LocalModel(load_encoder(bundle_path, settings, cached=False, held=self.in_flight.held))
             with self.lock:
@@ -189,7 +190,8 @@ class Host:
             # A database's thread_budget may lower the host's, never raise it: the host's CPUs are every database's.
             asked = int(request["settings"]["thread_budget"] or 0) or self.thread_budget
             slots = max(1, min(asked, self.thread_budget) // model.encoder.threads)
-            vectors = model.encode(texts, request["kind"], check, lambda: self.budget.hold(slots, check))
+            vectors = model.encode(texts, request["kind"], check, lambda: self.budget.hold(slots, check),
+                                   record=request.get("stats", True))  # False: a benchmark's backend
             self.requests += 1
             self.texts += len(vectors)
             return {"n": len(vectors), "dimension": model.dimension}, vectors.astype("=f4", copy=False).tobytes()
@@ -227,11 +229,22 @@ class Host:
             "model_host_pid": os.getpid(),
             "model_host_uptime_seconds": round(time.time() - self.started),
             "model_host_models": len(self.models),
+            # which, least recently used first, and the size of each one's weights on disk (what it maps or loads)
+            "model_host_loaded": ", ".join(
+                f"{m.bundle.model_id} ({m.encoder.engine.name}, {_weights_mb(m.bundle.path)} MB)"
+                for m in list(self.models.values())),
             "model_host_rss_mb": _rss_mb(),
             "model_host_requests": self.requests,
             "model_host_texts": self.texts,
             "thread_budget_wait_seconds": round(self.budget.waited_seconds, 3),
         }
+
+
+def _weights_mb(bundle_path: str) -> int:
+    try:
+        return round(os.path.getsize(os.path.join(bundle_path, "model.onnx")) / 1024 / 1024)
+    except OSError:
+        return 0
 
 
 def _rss_mb() -> int | None:

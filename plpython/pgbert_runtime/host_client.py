@@ -14,7 +14,7 @@ import sys
 import time
 from array import array
 
-from . import wire
+from . import model_stats, wire
 from .bundle import Bundle, file_key, load_bundle
 from .wire import FOLDER, SENT_SETTINGS, address
 
@@ -180,7 +180,8 @@ class RemoteModel:
         if not texts:
             return []
         limit = self.bundle.readable_chars  # the rest is never tokenized: the host need not hold it
-        reply, body = self._ask("encode", check, [text[:limit] for text in texts], kind=kind)
+        off = {} if model_stats.enabled else {"stats": False}  # statistics off in this backend: in the host too
+        reply, body = self._ask("encode", check, [text[:limit] for text in texts], kind=kind, **off)
         flat = array("f")
         flat.frombytes(body)
         d = reply["dimension"]
@@ -218,9 +219,10 @@ def model_for(bundle_path: str, settings: dict) -> RemoteModel:
     connection.python_path = settings.get("python_path") or ""
     connection.ensure()
     key = file_key(bundle_path) + tuple(settings.get(k) for k in SENT_SETTINGS)
-    model = _models.get(key)
+    model = _models.pop(key, None)
     if model is None:
         model = RemoteModel(connection, load_bundle(bundle_path), settings)
-        _models.clear()
-        _models[key] = model
+        while len(_models) >= 8:  # a handle per model used lately (the host holds the models themselves)
+            del _models[next(iter(_models))]
+    _models[key] = model
     return model

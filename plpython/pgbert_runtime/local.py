@@ -6,8 +6,9 @@ Settings are a row of sql_api.SETTINGS_SQL (a dict of text values, None meaning 
 from __future__ import annotations
 
 import os
+import time
 
-from . import engines, memory
+from . import engines, memory, model_stats
 from .bundle import BundleError, load_bundle
 from .chunker import chunk_spans
 from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, default_threads, get_encoder
@@ -40,12 +41,25 @@ def guard(bundle_path: str, settings: dict, held: int = 0) -> None:
 
 def load_encoder(bundle_path: str, settings: dict, cached: bool = True, held: int = 0) -> Encoder:
     """The Encoder for a bundle under the settings, past the memory guard. cached: the one cached per process
-    (a backend holds one model); else a new one (the model host keeps its own, at most host.MAX_MODELS)."""
+    (at most max_loaded_models); else a new one (the model host keeps its own, as many)."""
     options = encoder_options(settings)
     if cached:
-        return get_encoder(bundle_path, before_load=lambda path: guard(path, settings), **options)
+        loading: list[float] = []  # when get_encoder began a load (it does only on a cache miss): model_stats
+
+        def before_load(path):
+            loading.append(time.perf_counter())
+            guard(path, settings)
+
+        encoder = get_encoder(bundle_path, before_load=before_load,
+                              max_models=int(settings.get("max_loaded_models") or 3), **options)
+        if loading:
+            model_stats.recorder.load(encoder.bundle.path, encoder.engine.name, time.perf_counter() - loading[0])
+        return encoder
+    started = time.perf_counter()
     guard(bundle_path, settings, held)
-    return Encoder(load_bundle(bundle_path), **options)
+    encoder = Encoder(load_bundle(bundle_path), **options)
+    model_stats.recorder.load(encoder.bundle.path, encoder.engine.name, time.perf_counter() - started)
+    return encoder
 
 
 class LocalModel:
@@ -63,12 +77,21 @@ class LocalModel:
     def chunk_window(self) -> int:
         return self.encoder.chunk_window
 
-    def encode(self, texts: list[str], kind: str = "document", check=None, gate=None):
+    def encode(self, texts: list[str], kind: str = "document", check=None, gate=None, record: bool = True):
         """Vectors of texts (no None), in order: rows with .tolist(). gate: a context-manager factory held
-        around each model call (the model host's budget); by default a slot of the server's."""
+        around each model call (the model host's budget); by default a slot of the server's. A call that
+        returns is counted in model_stats.py (record=False: not, for the benchmark of that counting)."""
         if gate is None:
             gate = slots.gate(self.budget, self.encoder.threads, check)
-        return self.encoder.encode(texts, check=check, kind=kind, gate=gate)
+        if not (record and texts and model_stats.enabled):
+            return self.encoder.encode(texts, check=check, kind=kind, gate=gate)
+        timed = model_stats.TimedGate(gate) if gate is not None else None
+        counts: dict = {}
+        started = time.perf_counter()
+        vectors = self.encoder.encode(texts, check=check, kind=kind, gate=timed, counts=counts)
+        model_stats.recorder.call(self.bundle.path, self.encoder.engine.name, len(texts), counts.get("tokens", 0),
+                                  time.perf_counter() - started, timed.waited if timed is not None else 0.0)
+        return vectors
 
     def chunk(self, texts: list[str], chunk_tokens: int, overlap_tokens: int, limit: int, check=None):
         """(start, end) spans of every text's chunks (chunker.py); raises TooManyChunks past limit per text."""

@@ -30,6 +30,7 @@ SELECT (SELECT value FROM pgbert.settings WHERE name = 'threads') AS threads,
        (SELECT value FROM pgbert.settings WHERE name = 'max_chunks_per_row') AS max_chunks_per_row,
        (SELECT value FROM pgbert.settings WHERE name = 'model_host') AS model_host,
        (SELECT value FROM pgbert.settings WHERE name = 'auto_inline_tokens') AS auto_inline_tokens,
+       (SELECT value FROM pgbert.settings WHERE name = 'max_loaded_models') AS max_loaded_models,
        (SELECT value FROM pgbert.settings WHERE name = 'python_path') AS python_path
 """
 # current_user: the role embed()'s cache belongs to, read with the model at no extra cost.
@@ -38,6 +39,8 @@ SELECT m.name, m.bundle_path, m.dimension, m.max_tokens, (m.manifest->'files')::
        s.*
   FROM pgbert.models m, ({SETTINGS_SQL}) s WHERE m.active
 """
+# A model by its name (embed(text, model => name), a table's model).
+NAMED_MODEL_SQL = ACTIVE_MODEL_SQL.replace("WHERE m.active", "WHERE m.name = $1")
 # What status() shows every pgbert_user: the model and where it runs. The counters tell one role about others'
 # activity (the model host's count every database's requests; this backend's and its cache's, every role that a
 # pooler SET ROLEs to): members of pgbert_admin and superusers only.
@@ -57,6 +60,7 @@ HOST_FAILED = "58000"
 # Chunks one text may make (chunked tables): past it, SQLSTATE 54000 (max_chunks_per_row in pgbert.settings).
 DEFAULT_MAX_CHUNKS = 2000
 _plan = None
+_named_plan = None
 _ping = None
 stats = {"calls": 0, "texts": 0, "seconds": 0.0, "load_seconds": 0.0}
 cache = VectorCache()
@@ -64,13 +68,22 @@ cache = VectorCache()
 host_fallback: str | None = None
 
 
-def _active(plpy):
-    """The active model (a host_client.RemoteModel, or a local.LocalModel loaded once per backend) and the
-    settings row it was read with."""
-    global _plan
-    if _plan is None:
-        _plan = plpy.prepare(ACTIVE_MODEL_SQL)
-    rows = plpy.execute(_plan)
+def _active(plpy, name: str | None = None):
+    """The active model, or the model registered under name (a host_client.RemoteModel, or a
+    local.LocalModel loaded in this backend), and the settings row it was read with."""
+    global _plan, _named_plan
+    if name is None:
+        if _plan is None:
+            _plan = plpy.prepare(ACTIVE_MODEL_SQL)
+        rows = plpy.execute(_plan)
+    else:
+        if _named_plan is None:
+            _named_plan = plpy.prepare(NAMED_MODEL_SQL, ["text"])
+        rows = plpy.execute(_named_plan, [name])
+        if not rows:
+            plpy.error(f"pgbert: no model named {name!r}", sqlstate="42704",
+                       hint="SELECT name FROM pgbert.models; lists them. An administrator adds one with "
+                            "SELECT pgbert.add_model('name', '/path/to/bundle');")
     if not rows:
         plpy.error("pgbert: no active model", sqlstate=NOT_READY,
                    hint="An administrator registers one with: SELECT pgbert.use_model('/path/to/bundle');")
@@ -181,14 +194,14 @@ def _embed(plpy, texts, kind: str, active: tuple | None = None) -> list:
     return vectors
 
 
-def embed(plpy, text: str | None, kind: str = "document", cached: bool = True) -> str | None:
+def embed(plpy, text: str | None, kind: str = "document", cached: bool = True, model: str | None = None) -> str | None:
     """kind: 'document' (stored texts: what triggers embed) or 'query' (search queries); a model that
     expects prompts (E5: 'query: ' / 'passage: ') gets the one its manifest records for that kind.
     cached: look in (and fill) the backend's vector cache; the triggers do not, so that loading a table
     does not fill it with texts nobody searches for."""
     if text is None:
         return None
-    active = model, settings = _active(plpy)
+    active = model, settings = _active(plpy, model)
     limit = int(settings.get("embed_cache_mb") or 0) * 1024 * 1024 if cached else 0
     if limit:
         hit = cache.get(model.bundle, settings["role"], (kind, text))  # the bundle object: one per loaded model
@@ -200,20 +213,21 @@ def embed(plpy, text: str | None, kind: str = "document", cached: bool = True) -
     return vector
 
 
-def embed_batch(plpy, texts: list | None, kind: str = "document") -> list | None:
+def embed_batch(plpy, texts: list | None, kind: str = "document", model: str | None = None) -> list | None:
     """One model pass for many texts; NULL elements give NULL vectors, order kept."""
     if texts is None:
         return None
-    vectors = _embed(plpy, texts, kind)
+    vectors = _embed(plpy, texts, kind, _active(plpy, model))
     return [None if v is None else to_pgvector(v) for v in vectors]
 
 
-def embed_chunks(plpy, texts: list | None, chunk_tokens: int, overlap_tokens: int) -> list[tuple]:
+def embed_chunks(plpy, texts: list | None, chunk_tokens: int, overlap_tokens: int,
+                 model: str | None = None) -> list[tuple]:
     """Chunks of every text (chunker.py) with their vectors, embedded as documents in batched model calls:
     rows (ord: the text's position from 1, chunk from 0, start_char, end_char, passage, vector)."""
     if not texts:
         return []
-    model, settings = active = _active(plpy)
+    model, settings = active = _active(plpy, model)
     with model_errors(plpy, settings["name"]):
         window = model.chunk_window
     if chunk_tokens is None or overlap_tokens is None or not (1 <= chunk_tokens <= window
@@ -326,7 +340,24 @@ def runtime_info(plpy) -> dict:
 
 
 def use_model(plpy, bundle_path: str, name: str | None = None) -> str:
-    """Register (or refresh) a bundle and make it the active model. Admin only (EXECUTE is revoked)."""
+    """Register a bundle (or find it registered) and make it the default model: what embed(text) and tables
+    enabled from now on use. Admin only (EXECUTE is revoked). Tables keep the model they were enabled with."""
+    return register_model(plpy, bundle_path, name, activate=True)
+
+
+def add_model(plpy, name: str, bundle_path: str) -> str:
+    """Register a bundle under a name, beside the others (embed(text, model => name)). Admin only."""
+    if not name:
+        plpy.error("pgbert: a model needs a name", sqlstate="22023", hint="SELECT pgbert.add_model('minilm', '/path');")
+    return register_model(plpy, bundle_path, name, activate=False)
+
+
+REGISTERED_SQL = "SELECT name, bundle_path, (manifest->'files')::text AS files FROM pgbert.models WHERE {} = $1"
+
+
+def register_model(plpy, bundle_path: str, name: str | None, activate: bool) -> str:
+    """A name is bound to its bundle's content for good (the files' sha256 in its manifest): re-pointing it at
+    other weights, or registering a path twice under two names, is refused."""
     import json
     import os
 
@@ -337,31 +368,36 @@ def use_model(plpy, bundle_path: str, name: str | None = None) -> str:
         model = _model_for(plpy, bundle_path, plpy.execute(SETTINGS_SQL)[0])
         model.info()
     bundle = model.bundle
-    name = name or bundle.model_id.split("/")[-1]
-    in_use = None
-    if plpy.execute("SELECT to_regclass('pgbert.embedded_tables') IS NOT NULL AS e")[0]["e"]:
-        in_use = plpy.execute(plpy.prepare(
-            "SELECT string_agg(format('%s.%I (%s-d)', relid::regclass, vector_column, dimension), ', ') AS t"
-            " FROM pgbert.embedded_tables WHERE dimension <> $1", ["int"]), [bundle.dimension])[0]["t"]
-    if in_use:
-        plpy.error(f"pgbert: {name} gives {bundle.dimension}-d vectors but embedding tables use another "
-                   f"dimension: {in_use}", sqlstate=NOT_READY,
-                   hint="Disable embedding on those tables first (CALL pgbert.disable_embedding(table)), "
-                        "or pick a model "
-                        "of the same dimension.")
-    plpy.execute("UPDATE pgbert.models SET active = false WHERE active AND bundle_path <> %s"
-                 % plpy.quote_literal(bundle_path))
+    by_path = plpy.execute(plpy.prepare(REGISTERED_SQL.format("bundle_path"), ["text"]), [bundle_path])
+    named = plpy.prepare(REGISTERED_SQL.format("name"), ["text"])
+    if not name and by_path:
+        name = by_path[0]["name"]
+    elif not name:  # the model's own name, numbered when other weights have it already
+        base = bundle.model_id.split("/")[-1]
+        name = next(n for n in (base if i == 1 else f"{base}-{i}" for i in range(1, 1000))
+                    if not plpy.execute(named, [n]))
+    by_name = plpy.execute(named, [name])
+    if by_path and by_path[0]["name"] != name:
+        plpy.error(f"pgbert: {bundle_path} is registered as model {by_path[0]['name']!r}", sqlstate="42710",
+                   hint=f"Use that name, or drop it first: SELECT pgbert.drop_model('{by_path[0]['name']}');")
+    if by_name and (by_name[0]["bundle_path"] != bundle_path or json.loads(by_name[0]["files"]) != bundle.files):
+        plpy.error(f"pgbert: model name {name!r} is bound to other weights ({by_name[0]['bundle_path']})",
+                   sqlstate="42710", hint="A name always means the same vectors: register these under a new name.")
     plan = plpy.prepare(
         """INSERT INTO pgbert.models AS m (name, bundle_path, model_id, dimension, pooling, normalize,
-                                          max_tokens, manifest, active)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, true)
-           ON CONFLICT (bundle_path) DO UPDATE SET name = EXCLUDED.name, model_id = EXCLUDED.model_id,
-               dimension = EXCLUDED.dimension, pooling = EXCLUDED.pooling, normalize = EXCLUDED.normalize,
-               max_tokens = EXCLUDED.max_tokens, manifest = EXCLUDED.manifest, active = true,
-               registered_at = now()""",
+                                          max_tokens, manifest, active, sha256)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, false,
+                   encode(sha256(convert_to(($8::jsonb -> 'files')::text, 'UTF8')), 'hex'))
+           ON CONFLICT (bundle_path) DO UPDATE SET model_id = EXCLUDED.model_id, manifest = EXCLUDED.manifest,
+                                                   sha256 = EXCLUDED.sha256""",
         ["text", "text", "text", "int", "text", "bool", "int", "text"])
     plpy.execute(plan, [name, bundle_path, bundle.model_id, bundle.dimension, bundle.pooling,
                         bundle.normalize, bundle.max_tokens, json.dumps(bundle.manifest)])
+    if activate:  # one statement each: the unique index on the active row is checked row by row
+        plpy.execute(plpy.prepare("UPDATE pgbert.models SET active = false WHERE active AND bundle_path <> $1",
+                                  ["text"]), [bundle_path])
+        plpy.execute(plpy.prepare("UPDATE pgbert.models SET active = true WHERE bundle_path = $1", ["text"]),
+                     [bundle_path])
     return name
 
 
@@ -389,3 +425,33 @@ SELECT coalesce(sum(pending), 0) AS queue_pending, coalesce(sum(in_progress), 0)
        coalesce(sum(failed), 0) AS queue_failed
   FROM pgbert._queue_counts()
 """
+
+
+# ---- per-model statistics (model_stats.py): pgbert.model_stats, pgbert.reset_model_stats -------------------
+def model_stats(plpy) -> list[tuple]:
+    """Every process's model calls since the last reset, per bundle path and engine (the view adds the names).
+    EXECUTE is pgbert_admin's alone: the counts tell one role about every other's activity."""
+    from . import model_stats as stats
+
+    return [(*row[:-1], _timestamp(row[-1])) for row in stats.rows(_stats_folder())]
+
+
+def reset_model_stats(plpy) -> str:
+    """Start the statistics again from zero; returns when (what model_stats shows as stats_since)."""
+    from . import model_stats as stats
+
+    return _timestamp(stats.collect(_stats_folder(), reset=True)[1])
+
+
+def _stats_folder() -> str:
+    import os
+
+    from .model_stats import FOLDER
+
+    return os.path.join(os.getcwd(), FOLDER)  # a backend runs in its data directory
+
+
+def _timestamp(unix_time: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(unix_time, timezone.utc).isoformat()

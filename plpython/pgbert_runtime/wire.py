@@ -22,7 +22,7 @@ FOLDER = "pgbert_host"  # in the data directory, the server's OS user's alone
 SOCKET = os.path.join(FOLDER, "host.sock")
 # Settings a model load depends on, besides the bundle's files; and those a request carries to the host.
 LOAD_SETTINGS = ("threads", "batch_size", "batch_tokens", "engine", "shared_weights")
-SENT_SETTINGS = (*LOAD_SETTINGS, "memory_reserve_mb", "thread_budget")
+SENT_SETTINGS = (*LOAD_SETTINGS, "memory_reserve_mb", "thread_budget", "max_loaded_models")
 FRAME = struct.Struct("!II")
 MAX_HEADER = 1 << 31
 

@@ -20,7 +20,7 @@ def chunks(conn, table="docs") -> dict[int, list[tuple]]:
 def registered(conn) -> int:
     """Registry rows of this test's tables (the tutorial's text_embeddings is registered too)."""
     return conn.execute("SELECT count(*) FROM pgbert.embedded_tables "
-                        "WHERE relid::text IN ('docs', 'nokey', 'parted')").fetchone()[0]
+                        "WHERE relid::text IN ('docs', 'nokey')").fetchone()[0]
 
 
 def versions(conn) -> list:
@@ -185,9 +185,6 @@ def test_bad_chunking_arguments_are_refused_clearly(conn):
     conn.execute("CREATE TABLE nokey (body text)")
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="primary key"):
         conn.execute("CALL pgbert.enable_embedding('nokey', 'body', chunk_tokens => 16)")
-    conn.execute("CREATE TABLE parted (id int PRIMARY KEY, body text) PARTITION BY RANGE (id)")
-    with pytest.raises(psycopg.errors.FeatureNotSupported):
-        conn.execute("CALL pgbert.enable_embedding('parted', 'body', chunk_tokens => 16)")
     assert registered(conn) == 0
     assert conn.execute("SELECT to_regclass('docs_chunks')").fetchone() == (None,)
 

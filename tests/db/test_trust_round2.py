@@ -97,7 +97,8 @@ def test_public_may_execute_nothing_of_pgbert_but_the_import(conn):
                         WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')""").fetchall()
     # the import, and the public functions a user calls, whose first step refuses a role without pgbert_user
     assert sorted(r[0] for r in public) == [
-        "embed(text)", "embed(text,text)", "embed_batch(text[])", "embed_batch(text[],text)", "pgbert._boot()",
+        "embed(text)", "embed(text,name,text)", "embed(text,text)", "embed_batch(text[])",
+        "embed_batch(text[],name,text)", "embed_batch(text[],text)", "pgbert._boot()",
         "pgbert._require_user()", "search(text,integer)", "search(text,integer,regclass,text,jsonb)",
         "search_rows(text,integer,anyelement,text,jsonb)"]
 

@@ -72,7 +72,7 @@ def test_a_temporary_table_cannot_be_enabled_and_gone_tables_never_block_an_upgr
     # the upgrade forgets it with a warning instead of failing.
     conn.execute("INSERT INTO pgbert.embedded_tables (relid, source_column, vector_column, strategy, metric, "
                  "dimension, model_name, source_attnum) VALUES (4000000001::oid::regclass, 'b', 'v', 'row', 'l2', "
-                 "32, 'x', 2)")
+                 "32, (SELECT name FROM pgbert.models WHERE active), 2)")
     conn.execute("SELECT pgbert.reinstall_triggers()")
     assert conn.execute("SELECT count(*) FROM pgbert.embedded_tables WHERE relid::oid = 4000000001").fetchone() == (0,)
 

@@ -19,6 +19,9 @@ class Server:
 
     def execute(self, query, args):
         self.queries += 1
+        if query == triggers.PARTITION_SQL:  # PARTITION is a partition of TABLE
+            registered, partition = args
+            return [{"key": registered if int(partition) in (PARTITION, int(registered)) else partition}]
         table, *token = args
         if query == triggers.START_SQL:
             self.settings[table] = token[0]
@@ -96,6 +99,25 @@ def test_rows_of_a_statement_on_the_parent_routed_to_partitions_are_batched(star
     assert fire(row("first", relid=PARTITION)) == ("MODIFY", "vec(first)")
     assert fire(row("second", relid=PARTITION + 1)) == (None, None)
     assert fire(row("third", relid=PARTITION)) == (None, None)
+
+
+def test_a_statement_straight_into_a_partition_is_batched(fire, server):
+    """The partition's copies of the table's statement triggers name the table: its rows find the state there."""
+    copy = {"relid": str(PARTITION), "args": [str(TABLE)]}
+    triggers.batch_start(copy, server)
+    assert fire(row("first", relid=PARTITION)) == ("MODIFY", "vec(first)")
+    assert fire(row("second", relid=PARTITION)) == (None, None)  # left to the write-back through the table
+    triggers.batch_end(copy)
+    assert triggers._statements == {} and triggers._keys == {}
+    assert fire(row("after the statement", relid=PARTITION)) == ("MODIFY", "vec(after the statement)")
+
+
+def test_a_copy_naming_a_table_it_is_no_partition_of_keeps_its_state_to_itself(fire, server):
+    """A role may attach pgbert.batch_start('<another table's oid>') to a table of its own: the catalog says no."""
+    stranger = PARTITION + 1
+    triggers.batch_start({"relid": str(stranger), "args": [str(TABLE)]}, server)
+    assert set(triggers._statements) == {stranger}
+    assert fire(row("a row of the table", relid=PARTITION)) == ("MODIFY", "vec(a row of the table)")
 
 
 # ---- security finding 9: a statement that fails leaves its state behind -----------------------------------

@@ -1,0 +1,249 @@
+-- ---------------------------------------------------------------------------------------------------
+-- Moving a table to another model without downtime (CALL pgbert.change_model(table, model)):
+--
+--   1. begin   a shadow column <vector>_<model> (the new model's dimension) is added; new and updated rows get
+--              both vectors (statement triggers pgbert_next_insert / pgbert_next_update, through the table's
+--              write-back function); search() keeps answering from the current column.  Lock: ACCESS
+--              EXCLUSIVE for the ALTER TABLE ... ADD COLUMN (no rewrite: milliseconds).
+--   2. backfill the rows without a new vector, in committed batches with progress.  Row locks only.
+--   3. index   the shadow column's HNSW index.  SHARE lock: writes wait while it builds, reads go on.
+--   4. switch  one short transaction: the registry, the triggers and search() move to the new model and its
+--              column together (no column is renamed: a search that began before ends on the old column).
+--              ACCESS EXCLUSIVE while the triggers are swapped (DROP TRIGGER): milliseconds, after the
+--              statements running on the table; searches and writes wait that long, none fails.
+-- CALL pgbert.abort_model_change(table) before the switch drops the shadow; the old column stays after it
+-- until CALL pgbert.drop_old_vectors(table). The definer step (model_change_step) acts only for the owner
+-- that the procedures prove called them (_prove_caller), like enable_embedding.
+-- ---------------------------------------------------------------------------------------------------
+
+-- The new model's vectors of new rows, and of rows whose text changed, in the shadow column (as the table's
+-- owner, from its write-back function). Rows whose shadow a nested write already filled are skipped.
+CREATE OR REPLACE FUNCTION pgbert._write_next(tbl oid, new_rows jsonb, old_rows jsonb) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    cfg    pgbert.embedded_tables := pgbert._writer_config(tbl);
+    shadow name := pgbert._attname(tbl::regclass, cfg.next_vector_attnum);
+    eq     text := pgbert._key_equality(tbl::regclass, cfg.key_column);
+BEGIN
+    IF shadow IS NULL OR new_rows IS NULL THEN  -- no rows: this statement's own UPDATE of the shadow, say
+        RETURN;
+    END IF;
+    EXECUTE format($q$
+        UPDATE %1$s AS t SET %2$I = e.v
+          FROM (SELECT u.k, u.v
+                  FROM (SELECT array_agg(r.k) AS ks, array_agg(r.s) AS ts
+                          FROM (SELECT n.%3$I AS k, n.%4$I::pg_catalog.text AS s, (row_number() OVER w - 1) / 1024 AS chunk,
+                                       sum(octet_length(n.%4$I)) OVER w / 8388608 AS part
+                                  FROM jsonb_populate_recordset(NULL::%1$s, $1) n JOIN %1$s l ON l.%3$I %5$s n.%3$I
+                                 WHERE n.%4$I IS NOT NULL AND l.%4$I IS NOT DISTINCT FROM n.%4$I
+                                   AND (l.%2$I IS NULL OR NOT EXISTS (
+                                        SELECT 1 FROM jsonb_populate_recordset(NULL::%1$s, coalesce($2, '[]')) o
+                                         WHERE o.%3$I %5$s n.%3$I AND o.%4$I IS NOT DISTINCT FROM n.%4$I))
+                                WINDOW w AS (ROWS UNBOUNDED PRECEDING)) r
+                         GROUP BY r.chunk, r.part) a,
+                       unnest(a.ks, pgbert.embed_batch(a.ts, 'document', $3)) AS u(k, v)) e
+         WHERE t.%3$I %5$s e.k$q$,
+        tbl::regclass, shadow, cfg.key_column, cfg.source_column, eq)
+        USING new_rows, old_rows, cfg.next_model_name;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._write_next(oid, jsonb, jsonb) IS
+    'Internal (write-back, during a model change): the new model''s vectors of new rows and changed texts, in the shadow column.';
+
+-- The statement triggers of a model change: new and updated rows get the new model's vector too.
+CREATE OR REPLACE FUNCTION pgbert._install_next_triggers(tbl regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    fn name := pgbert._install_writer(tbl);
+BEGIN
+    EXECUTE format('CREATE TRIGGER pgbert_next_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS pgbert_new_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION pgbert.%I()', tbl, fn);
+    EXECUTE format('CREATE TRIGGER pgbert_next_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS pgbert_old_rows '
+                   'NEW TABLE AS pgbert_new_rows FOR EACH STATEMENT EXECUTE FUNCTION pgbert.%I()', tbl, fn);
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._install_next_triggers(regclass) IS
+    'Internal: the statement triggers through which new and updated rows get the new model''s vector during a model change.';
+
+-- One backfill batch of the shadow column: rows that have text and no new vector; returns how many.
+CREATE OR REPLACE FUNCTION pgbert._backfill_next_batch(tbl regclass, batch_size integer) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
+    n   bigint;
+BEGIN
+    EXECUTE format($q$
+        WITH todo AS (SELECT ctid AS c, %2$I AS s FROM %1$s WHERE %3$I IS NULL AND %2$I IS NOT NULL LIMIT %4$s),
+             vecs AS (SELECT u.c, u.v FROM (SELECT array_agg(c) AS cs, array_agg(s::pg_catalog.text) AS ts FROM todo) p,
+                             unnest(p.cs, pgbert.embed_batch(p.ts, 'document', %5$L)) AS u(c, v))
+        UPDATE %1$s AS t SET %3$I = vecs.v FROM vecs WHERE t.ctid = vecs.c$q$,
+        tbl, cfg.source_column, pgbert._attname(tbl, cfg.next_vector_attnum), batch_size, cfg.next_model_name);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._backfill_next_batch(regclass, integer) IS
+    'Internal (change_model): embeds up to batch_size rows with the new model into the shadow column; returns how many.';
+
+-- The definer step of change_model, abort_model_change and drop_old_vectors, for the proven owner only:
+-- 'begin' (shadow column, registry, triggers), 'switch', 'abort', 'drop_old'.
+CREATE OR REPLACE FUNCTION pgbert.model_change_step(tbl regclass, step text, model_name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET check_function_bodies = on
+AS $fn$
+DECLARE
+    cfg    pgbert.embedded_tables := (SELECT e FROM pgbert.embedded_tables e WHERE e.relid = tbl);
+    model  pgbert.models := (SELECT m FROM pgbert.models m WHERE m.name = model_name);
+    shadow name := pgbert._attname(tbl, cfg.next_vector_attnum);
+BEGIN
+    PERFORM pgbert._require_owner(tbl, 'change');
+    IF cfg.relid IS NULL THEN
+        RAISE EXCEPTION 'pgbert: embedding is not enabled on %', tbl USING ERRCODE = 'object_not_in_prerequisite_state';
+    ELSIF step = 'begin' THEN
+        PERFORM pgbert._check_model_change(cfg, model);
+        -- named after the model: after the switch it is the table's vector column (search() never renames
+        -- a column under a running query)
+        shadow := pgbert._suffixed(cfg.vector_column, '_' || regexp_replace(lower(model.name), '[^a-z0-9]+', '_', 'g'));
+        EXECUTE format('ALTER TABLE %s ADD COLUMN %I @vector_schema@.vector(%s)', tbl, shadow, model.dimension);
+        UPDATE pgbert.embedded_tables e SET next_model_name = model.name, next_vector_attnum = pgbert._attnum(tbl, shadow),
+               change_started_at = now() WHERE e.relid = tbl;
+    ELSIF step = 'abort' AND shadow IS NOT NULL THEN
+        UPDATE pgbert.embedded_tables e SET next_model_name = NULL, next_vector_attnum = NULL, change_started_at = NULL
+         WHERE e.relid = tbl;
+        EXECUTE format('ALTER TABLE %s DROP COLUMN %I', tbl, shadow);
+    ELSIF step = 'switch' AND shadow IS NOT NULL THEN  -- a search that began before goes on with the old column
+        UPDATE pgbert.embedded_tables e
+           SET model_name = e.next_model_name, dimension = (SELECT m.dimension FROM pgbert.models m WHERE m.name = e.next_model_name),
+               vector_column = shadow, vector_attnum = e.next_vector_attnum, old_vector_attnum = e.vector_attnum,
+               next_model_name = NULL, next_vector_attnum = NULL, change_started_at = NULL
+         WHERE e.relid = tbl;
+    ELSIF step = 'drop_old' AND cfg.old_vector_attnum IS NOT NULL THEN
+        UPDATE pgbert.embedded_tables e SET old_vector_attnum = NULL WHERE e.relid = tbl;
+        EXECUTE format('ALTER TABLE %s DROP COLUMN %I', tbl, pgbert._attname(tbl, cfg.old_vector_attnum));
+    ELSE
+        RAISE EXCEPTION 'pgbert: nothing to %: %', step,
+              CASE WHEN step = 'drop_old' THEN 'no old vectors are kept' ELSE 'no model change is in progress' END
+              USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    PERFORM pgbert._reinstall(tbl);
+END
+$fn$;
+COMMENT ON FUNCTION pgbert.model_change_step(regclass, text, text) IS
+    'Table owner (through change_model, abort_model_change, drop_old_vectors): begins, switches or aborts a model change, or drops the old vectors.';
+
+CREATE OR REPLACE FUNCTION pgbert._check_model_change(cfg pgbert.embedded_tables, model pgbert.models) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF model.name IS NULL THEN
+        RAISE EXCEPTION 'pgbert: no such model' USING ERRCODE = 'undefined_object',
+              HINT = 'SELECT name FROM pgbert.models; lists them; an administrator adds one with pgbert.add_model(name, path).';
+    ELSIF cfg.next_model_name IS NOT NULL THEN
+        RAISE EXCEPTION 'pgbert: % is already moving to model %', cfg.relid, cfg.next_model_name
+              USING ERRCODE = 'object_in_use', HINT = 'CALL pgbert.change_model(table, that model) resumes it; '
+                                                     'CALL pgbert.abort_model_change(table) drops it.';
+    ELSIF cfg.old_vector_attnum IS NOT NULL THEN
+        RAISE EXCEPTION 'pgbert: % still keeps the vectors of its previous model', cfg.relid
+              USING ERRCODE = 'object_in_use', HINT = 'CALL pgbert.drop_old_vectors(table); first.';
+    ELSIF cfg.chunk_relid IS NOT NULL OR cfg.key_column IS NULL THEN
+        RAISE EXCEPTION 'pgbert: changing the model of % needs a plain table with a single-column key (not chunked)', cfg.relid
+              USING ERRCODE = 'feature_not_supported',
+                    HINT = 'disable_embedding, then enable_embedding(..., model => ...) re-embeds it (search stops meanwhile).';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._check_model_change(pgbert.embedded_tables, pgbert.models) IS
+    'Internal: raises unless a model change may begin on this table with this model.';
+
+-- Commits between its steps and batches (a procedure without a SET clause: it pins search_path itself).
+CREATE OR REPLACE PROCEDURE pgbert.change_model(tbl regclass, model text, batch_size integer DEFAULT 500)
+LANGUAGE plpgsql
+AS $proc$
+DECLARE
+    caller_path text := pg_catalog.current_setting('search_path');
+    done        bigint := 0;
+    n           bigint;
+    total       bigint;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF (SELECT e.next_model_name FROM pgbert.enabled_tables e WHERE e.relid = tbl) IS DISTINCT FROM model THEN
+        PERFORM pgbert._prove_caller(tbl, true);
+        PERFORM pgbert.model_change_step(tbl, 'begin', model);
+        PERFORM pgbert._prove_caller(tbl, false);
+        RAISE NOTICE 'pgbert: % is moving to model %: new and updated rows get both vectors; search() answers from the current one', tbl, model;
+    END IF;
+    COMMIT;  -- always: a step's locks must not outlive it (CALL it on its own, never inside BEGIN)
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    total := pgbert._count_next_pending(tbl);
+    LOOP
+        n := pgbert._backfill_next_batch(tbl, batch_size);
+        EXIT WHEN n = 0;
+        done := done + n;
+        RAISE NOTICE 'pgbert: %: % / % rows embedded with %', tbl, done, total, model;
+        COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    END LOOP;
+    RAISE NOTICE 'pgbert: building the new model''s index on %', tbl;
+    EXECUTE format('CREATE INDEX ON %s USING hnsw (%I %s)', tbl,
+                   (SELECT pgbert._attname(tbl, e.next_vector_attnum) FROM pgbert.enabled_tables e WHERE e.relid = tbl),
+                   pgbert._operator_class((SELECT e.metric FROM pgbert.enabled_tables e WHERE e.relid = tbl)));
+    COMMIT;  -- the index, then the switch alone
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    PERFORM pgbert._prove_caller(tbl, true);
+    PERFORM pgbert.model_change_step(tbl, 'switch', model);
+    PERFORM pgbert._prove_caller(tbl, false);
+    RAISE NOTICE 'pgbert: % now uses model %; its previous vectors stay until CALL pgbert.drop_old_vectors(%)', tbl, model, quote_literal(tbl::text);
+    PERFORM pg_catalog.set_config('search_path', caller_path, true);
+END
+$proc$;
+COMMENT ON PROCEDURE pgbert.change_model(regclass, text, integer) IS
+    'Table owner: moves the table to another registered model without stopping search(): a shadow column is backfilled in committed batches (new and updated rows get both vectors), indexed, then switched in one short transaction. The old column stays until pgbert.drop_old_vectors(table).';
+
+CREATE OR REPLACE FUNCTION pgbert._count_next_pending(tbl regclass) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
+    n   bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl,
+                   pgbert._attname(tbl, cfg.next_vector_attnum), cfg.source_column) INTO n;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._count_next_pending(regclass) IS 'Internal: rows without the new model''s vector yet.';
+
+CREATE OR REPLACE PROCEDURE pgbert.abort_model_change(tbl regclass)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $proc$
+BEGIN
+    PERFORM pgbert._prove_caller(tbl, true);
+    PERFORM pgbert.model_change_step(tbl, 'abort', NULL);
+    PERFORM pgbert._prove_caller(tbl, false);
+END
+$proc$;
+COMMENT ON PROCEDURE pgbert.abort_model_change(regclass) IS
+    'Table owner: before the switch, drops the shadow column of a model change; the table stays as it was.';
+
+CREATE OR REPLACE PROCEDURE pgbert.drop_old_vectors(tbl regclass)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $proc$
+BEGIN
+    PERFORM pgbert._prove_caller(tbl, true);
+    PERFORM pgbert.model_change_step(tbl, 'drop_old', NULL);
+    PERFORM pgbert._prove_caller(tbl, false);
+END
+$proc$;
+COMMENT ON PROCEDURE pgbert.drop_old_vectors(regclass) IS
+    'Table owner: after a model change, drops the previous model''s vector column (and its index).';
