@@ -41,6 +41,22 @@ BEGIN
     IF cfg.chunk_relid IS NOT NULL THEN
         RETURN pgbert._backfill_chunks_batch(tbl, batch_size);
     END IF;
+    RETURN pgbert._fill_vectors(tbl, cfg.source_column, cfg.vector_column, cfg.model_name, batch_size);
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._backfill_batch(regclass, integer) IS
+    'Internal: embeds up to batch_size rows of a table that have text but no vector; returns how many.';
+
+-- Up to batch_size rows whose target column is NULL and source text is not get the model's vectors: the
+-- backfill, and a model change's shadow column. Rows by table oid and ctid (partitions repeat ctids).
+CREATE OR REPLACE FUNCTION pgbert._fill_vectors(tbl regclass, source name, target name, model text,
+                                                batch_size integer) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    n bigint;
+BEGIN
     EXECUTE format($q$
         WITH todo AS (SELECT tableoid AS r, ctid AS c, %2$I AS s FROM %1$s WHERE %3$I IS NULL AND %2$I IS NOT NULL LIMIT %4$s),
              parts AS (SELECT array_agg(r) AS rs, array_agg(c) AS cs, array_agg(s) AS ts  -- embed_batch calls of about 8 MB at most
@@ -49,13 +65,13 @@ BEGIN
                         GROUP BY part),
              vecs AS (SELECT u.r, u.c, u.v FROM parts, unnest(parts.rs, parts.cs, pgbert.embed_batch(parts.ts::pg_catalog.text[], 'document', %5$L)) AS u(r, c, v))
         UPDATE %1$s AS t SET %3$I = vecs.v FROM vecs WHERE t.tableoid = vecs.r AND t.ctid = vecs.c$q$,
-        tbl, cfg.source_column, cfg.vector_column, batch_size, cfg.model_name);
+        tbl, source, target, batch_size, model);
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._backfill_batch(regclass, integer) IS
-    'Internal: embeds up to batch_size rows of a table that have text but no vector; returns how many.';
+COMMENT ON FUNCTION pgbert._fill_vectors(regclass, name, name, text, integer) IS
+    'Internal: embeds up to batch_size rows whose target column is NULL with the model; returns how many.';
 
 -- One batch of a chunked table: rows that have text and no chunks (the chunk writer's INSERT, for rows
 -- found by key instead of a statement's new rows).

@@ -69,27 +69,7 @@ $fn$;
 COMMENT ON FUNCTION pgbert._install_next_triggers(regclass) IS
     'Internal: the statement triggers through which new and updated rows get the new model''s vector during a model change.';
 
--- One backfill batch of the shadow column: rows that have text and no new vector; returns how many.
-CREATE OR REPLACE FUNCTION pgbert._backfill_next_batch(tbl regclass, batch_size integer) RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
-    n   bigint;
-BEGIN
-    EXECUTE format($q$
-        WITH todo AS (SELECT ctid AS c, %2$I AS s FROM %1$s WHERE %3$I IS NULL AND %2$I IS NOT NULL LIMIT %4$s),
-             vecs AS (SELECT u.c, u.v FROM (SELECT array_agg(c) AS cs, array_agg(s::pg_catalog.text) AS ts FROM todo) p,
-                             unnest(p.cs, pgbert.embed_batch(p.ts, 'document', %5$L)) AS u(c, v))
-        UPDATE %1$s AS t SET %3$I = vecs.v FROM vecs WHERE t.ctid = vecs.c$q$,
-        tbl, cfg.source_column, pgbert._attname(tbl, cfg.next_vector_attnum), batch_size, cfg.next_model_name);
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
-END
-$fn$;
-COMMENT ON FUNCTION pgbert._backfill_next_batch(regclass, integer) IS
-    'Internal (change_model): embeds up to batch_size rows with the new model into the shadow column; returns how many.';
+DROP FUNCTION IF EXISTS pgbert._backfill_next_batch(regclass, integer);  -- (now pgbert._fill_vectors)
 
 -- The definer step of change_model, abort_model_change and drop_old_vectors, for the proven owner only:
 -- 'begin' (shadow column, registry, triggers), 'switch', 'abort', 'drop_old'.
@@ -184,7 +164,8 @@ BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     total := pgbert._count_next_pending(tbl);
     LOOP
-        n := pgbert._backfill_next_batch(tbl, batch_size);
+        SELECT pgbert._fill_vectors(tbl, e.source_column, pgbert._attname(tbl, e.next_vector_attnum), e.next_model_name,
+                                    batch_size) INTO n FROM pgbert.enabled_tables e WHERE e.relid = tbl;
         EXIT WHEN n = 0;
         done := done + n;
         RAISE NOTICE 'pgbert: %: % / % rows embedded with %', tbl, done, total, model;

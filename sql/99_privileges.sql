@@ -98,7 +98,7 @@ GRANT EXECUTE ON PROCEDURE pgbert.set_strategy(regclass, text), pgbert.retry_fai
 -- rest runs as the table's owner.
 GRANT EXECUTE ON FUNCTION
     pgbert.model_change_step(regclass, text, text), pgbert._write_next(oid, jsonb, jsonb),
-    pgbert._backfill_next_batch(regclass, integer), pgbert._count_next_pending(regclass)
+    pgbert._fill_vectors(regclass, name, name, text, integer), pgbert._count_next_pending(regclass)
 TO pgbert_user;
 GRANT EXECUTE ON PROCEDURE pgbert.change_model(regclass, text, integer), pgbert.abort_model_change(regclass),
     pgbert.drop_old_vectors(regclass)
