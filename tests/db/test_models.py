@@ -155,3 +155,18 @@ def test_a_model_change_can_be_aborted_and_resumed(conn, wide):
     assert_embedded(conn)
     conn.execute("CALL pgbert.change_model('docs', 'wide')")
     assert conn.execute("SELECT count(*) FROM docs WHERE vector_dims(body_embedding_wide) = 64").fetchone() == (21,)
+
+
+def test_change_model_on_a_partitioned_table_gives_each_row_its_own_vector(conn, wide):
+    conn.execute("CREATE TABLE parts (id int PRIMARY KEY, body text) PARTITION BY RANGE (id)")
+    conn.execute("CREATE TABLE parts_a PARTITION OF parts FOR VALUES FROM (0) TO (100)")
+    conn.execute("CREATE TABLE parts_b PARTITION OF parts FOR VALUES FROM (100) TO (200)")
+    conn.execute("CALL pgbert.enable_embedding('parts', 'body')")
+    # the same ctids in both partitions: a step that finds rows by ctid alone writes one row's vector on another
+    conn.execute("INSERT INTO parts SELECT g, 'partition a text ' || g FROM generate_series(1, 5) g")
+    conn.execute("INSERT INTO parts SELECT g, 'other words in b ' || g FROM generate_series(101, 105) g")
+    conn.execute("CALL pgbert.change_model('parts', 'wide', batch_size => 3)")
+    rows = conn.execute("SELECT body, body_embedding_wide::text, embed(body, model => 'wide')::text FROM parts"
+                        ).fetchall()
+    assert len(rows) == 10 and all(vector for _, vector, _ in rows)
+    assert_same_vectors(conn, rows)
