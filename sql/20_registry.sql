@@ -91,7 +91,8 @@ CREATE OR REPLACE VIEW pgbert.enabled_tables WITH (security_barrier) AS
            e.model_name, pgbert._index_on(coalesce(e.chunk_relid, e.relid::oid)::regclass, e.vector_column, 'hnsw')
            AS index_name, e.enabled_by, e.enabled_at, e.lexical_config, e.lexical_column, e.chunk_tokens,
            e.overlap_tokens, e.chunk_relid, e.source_attnum, e.vector_attnum, e.key_attnum, e.lexical_attnum,
-           e.next_model_name, e.next_vector_attnum, e.change_started_at, e.old_vector_attnum  -- (the registry's order)
+           e.next_model_name, e.next_vector_attnum, e.change_started_at, e.old_vector_attnum, e.next_chunk_relid,
+           e.old_chunk_relid  -- (the registry's order)
       FROM pgbert.embedded_tables e JOIN pg_catalog.pg_class c ON c.oid = e.relid::oid
      WHERE pg_catalog.pg_has_role(c.relowner, 'USAGE')
         OR pg_catalog.has_any_column_privilege(c.oid, 'SELECT');

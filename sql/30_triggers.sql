@@ -93,8 +93,7 @@ DECLARE
     existing    pg_catalog.pg_proc := (SELECT p FROM pg_catalog.pg_proc p
                                         WHERE p.oid = to_regprocedure(format('pgbert.%I()', fn)));
     owner       oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
-    chunks      oid := (SELECT e.chunk_relid FROM pgbert.embedded_tables e WHERE e.relid = tbl);
-    chunk_owner oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = chunks);
+    chunk       oid;
 BEGIN
     -- Settings pinned too: keys travel as jsonb, whose text must not depend on the inserting session (a float
     -- key printed with fewer digits would match another row).
@@ -111,11 +110,12 @@ BEGIN
                        format('Trigger (pgbert_* on %s): writes back vectors and chunks, as the table''s owner.', tbl));
     END IF;
     EXECUTE format('ALTER FUNCTION pgbert.%I() OWNER TO %I', fn, pg_get_userbyid(owner));  -- a no-op when it is
-    -- The chunk table pgbert made for this table (recorded by pgbert alone), only while it is still owned
-    -- by the function's previous owner: nothing else is ever re-owned.
-    IF chunk_owner <> owner AND (existing.proowner IS NULL OR chunk_owner = existing.proowner) THEN
-        EXECUTE format('ALTER TABLE %s OWNER TO %I', chunks::regclass, pg_get_userbyid(owner));
-    END IF;
+    -- Its chunk tables as pgbert recorded them (a model change's too), only while the function's old owner owns them.
+    FOR chunk IN SELECT c.oid FROM pgbert.embedded_tables e JOIN pg_catalog.pg_class c
+                     ON c.oid IN (e.chunk_relid, e.next_chunk_relid, e.old_chunk_relid) WHERE e.relid = tbl
+                    AND c.relowner <> owner AND (existing.proowner IS NULL OR c.relowner = existing.proowner) LOOP
+        EXECUTE format('ALTER TABLE %s OWNER TO %I', chunk::regclass, pg_get_userbyid(owner));
+    END LOOP;
     RETURN fn;
 END
 $fn$;
@@ -138,8 +138,8 @@ BEGIN
     END LOOP;
     fn := pgbert._store_name(tbl);  -- the queue's store function (46_queue_store.sql)
     IF NOT EXISTS (SELECT 1 FROM pgbert.embedded_tables e WHERE e.relid = tbl)
-       AND to_regprocedure(format('pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[])', fn)) IS NOT NULL THEN
-        EXECUTE format('DROP FUNCTION pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[])', fn);
+       AND to_regprocedure(format('pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[], boolean)', fn)) IS NOT NULL THEN
+        EXECUTE format('DROP FUNCTION pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[], boolean)', fn);
     END IF;
 END
 $fn$;
@@ -161,7 +161,7 @@ BEGIN
     IF cfg.strategy IN ('queue', 'auto') THEN
         PERFORM pgbert._install_queue_triggers(tbl);  -- 45_queue.sql
     END IF;
-    IF cfg.next_model_name IS NOT NULL THEN
+    IF cfg.next_model_name IS NOT NULL AND cfg.chunk_relid IS NULL THEN  -- (chunks: _chunk_targets writes both)
         PERFORM pgbert._install_next_triggers(tbl);  -- a model change in progress (55_model_change.sql)
     END IF;
     IF cfg.chunk_tokens IS NOT NULL THEN

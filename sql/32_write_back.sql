@@ -28,18 +28,22 @@ COMMENT ON FUNCTION pgbert._writer_config(oid) IS
     'Internal: the registry row of a table being written back, or an error when the caller does not own it.';
 
 -- After INSERT: a batch table's rows that have text and no vector yet get one, embedded in calls of at most
--- 1,024 texts and about 8 MB (under the max_input_chars cap); a chunked table's rows get their chunks.
+-- 1,024 texts and about 8 MB (under the max_input_chars cap); a chunked table's rows get their chunks (during
+-- a model change, in the next chunk table too: _chunk_targets, 56_model_change_chunks.sql).
 CREATE OR REPLACE FUNCTION pgbert._write_inserted(tbl oid, new_rows jsonb) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    cfg pgbert.embedded_tables := pgbert._writer_config(tbl);
+    cfg    pgbert.embedded_tables := pgbert._writer_config(tbl);
+    target pgbert.embedded_tables;
 BEGIN
     IF cfg.chunk_relid IS NOT NULL THEN
-        IF cfg.strategy <> 'queue' THEN  -- queued: the workers chunk the rows (45_queue.sql)
-            PERFORM pgbert._insert_chunks(cfg, new_rows, NULL);
-        END IF;
+        FOR target IN SELECT * FROM pgbert._chunk_targets(cfg) LOOP
+            IF target.strategy <> 'queue' THEN  -- queued: the workers chunk the rows (45_queue.sql)
+                PERFORM pgbert._insert_chunks(target, new_rows, NULL);
+            END IF;
+        END LOOP;
         RETURN;
     END IF;
     EXECUTE format($q$
@@ -61,33 +65,34 @@ $fn$;
 COMMENT ON FUNCTION pgbert._write_inserted(oid, jsonb) IS
     'Internal (write-back, as the table''s owner): embeds an INSERT''s rows that have text but no vector, or chunks them.';
 
--- After UPDATE of a chunked table: rows whose text or key changed are chunked anew; other updates touch
--- no chunk. (Batch tables re-embed updated texts inline, in their row trigger.)
+-- After UPDATE of a chunked table: rows whose text or key changed are chunked anew (in each chunk table a
+-- model change keeps); other updates touch no chunk. (Batch tables re-embed updated texts inline, in their
+-- row trigger.)
 CREATE OR REPLACE FUNCTION pgbert._write_updated(tbl oid, old_rows jsonb, new_rows jsonb) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    cfg pgbert.embedded_tables := pgbert._writer_config(tbl);
+    cfg    pgbert.embedded_tables := pgbert._writer_config(tbl);
+    target pgbert.embedded_tables;
 BEGIN
-    IF cfg.chunk_relid IS NULL THEN
-        RETURN;
-    END IF;
-    -- the keys of old rows without a new twin (same key, same text), and of new rows without an old one
-    EXECUTE format(
-        'DELETE FROM %1$s c USING (
-             SELECT o.%2$I AS k FROM jsonb_populate_recordset(NULL::%5$s, $1) o WHERE NOT EXISTS (
-                    SELECT 1 FROM jsonb_populate_recordset(NULL::%5$s, $2) n WHERE n.%2$I %3$s o.%2$I AND n.%4$I IS NOT DISTINCT FROM o.%4$I)
-             UNION ALL
-             SELECT n.%2$I FROM jsonb_populate_recordset(NULL::%5$s, $2) n WHERE NOT EXISTS (
-                    SELECT 1 FROM jsonb_populate_recordset(NULL::%5$s, $1) o WHERE o.%2$I %3$s n.%2$I AND o.%4$I IS NOT DISTINCT FROM n.%4$I)) r
-          WHERE c.row_key %3$s r.k',
-        cfg.chunk_relid::regclass, cfg.key_column, pgbert._key_equality(tbl, cfg.key_column), cfg.source_column,
-        tbl::regclass)
-        USING old_rows, new_rows;
-    IF cfg.strategy <> 'queue' THEN  -- queued: the rows left without chunks are the workers' (45_queue.sql)
-        PERFORM pgbert._insert_chunks(cfg, new_rows, old_rows);
-    END IF;
+    FOR target IN SELECT * FROM pgbert._chunk_targets(cfg) LOOP  -- none unless chunked (56_model_change_chunks.sql)
+        -- the keys of old rows without a new twin (same key, same text), and of new rows without an old one
+        EXECUTE format(
+            'DELETE FROM %1$s c USING (
+                 SELECT o.%2$I AS k FROM jsonb_populate_recordset(NULL::%5$s, $1) o WHERE NOT EXISTS (
+                        SELECT 1 FROM jsonb_populate_recordset(NULL::%5$s, $2) n WHERE n.%2$I %3$s o.%2$I AND n.%4$I IS NOT DISTINCT FROM o.%4$I)
+                 UNION ALL
+                 SELECT n.%2$I FROM jsonb_populate_recordset(NULL::%5$s, $2) n WHERE NOT EXISTS (
+                        SELECT 1 FROM jsonb_populate_recordset(NULL::%5$s, $1) o WHERE o.%2$I %3$s n.%2$I AND o.%4$I IS NOT DISTINCT FROM n.%4$I)) r
+              WHERE c.row_key %3$s r.k',
+            target.chunk_relid::regclass, cfg.key_column, pgbert._key_equality(tbl, cfg.key_column), cfg.source_column,
+            tbl::regclass)
+            USING old_rows, new_rows;
+        IF target.strategy <> 'queue' THEN  -- queued: the rows left without chunks are the workers' (45_queue.sql)
+            PERFORM pgbert._insert_chunks(target, new_rows, old_rows);
+        END IF;
+    END LOOP;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._write_updated(oid, jsonb, jsonb) IS
@@ -98,29 +103,32 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    cfg pgbert.embedded_tables := pgbert._writer_config(tbl);
+    cfg    pgbert.embedded_tables := pgbert._writer_config(tbl);
+    target pgbert.embedded_tables;
 BEGIN
-    IF cfg.chunk_relid IS NOT NULL THEN
+    FOR target IN SELECT * FROM pgbert._chunk_targets(cfg) LOOP  -- none unless chunked (56_model_change_chunks.sql)
         EXECUTE format('DELETE FROM %s c USING jsonb_populate_recordset(NULL::%s, $1) o WHERE c.row_key %s o.%I',
-                       cfg.chunk_relid::regclass, tbl::regclass, pgbert._key_equality(tbl, cfg.key_column), cfg.key_column)
+                       target.chunk_relid::regclass, tbl::regclass, pgbert._key_equality(tbl, cfg.key_column),
+                       cfg.key_column)
             USING old_rows;
-    END IF;
+    END LOOP;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._write_deleted(oid, jsonb) IS
-    'Internal (write-back, as the table''s owner): deletes the chunks of a DELETE''s rows.';
+    'Internal (write-back, as the table''s owner): deletes the chunks of a DELETE''s rows (a model change''s next chunks too).';
 
 CREATE OR REPLACE FUNCTION pgbert._write_truncated(tbl oid) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    cfg pgbert.embedded_tables := pgbert._writer_config(tbl);
+    cfg    pgbert.embedded_tables := pgbert._writer_config(tbl);
+    target pgbert.embedded_tables;
 BEGIN
-    IF cfg.chunk_relid IS NOT NULL THEN
-        EXECUTE format('TRUNCATE %s', cfg.chunk_relid::regclass);
-    END IF;
+    FOR target IN SELECT * FROM pgbert._chunk_targets(cfg) LOOP  -- none unless chunked (56_model_change_chunks.sql)
+        EXECUTE format('TRUNCATE %s', target.chunk_relid::regclass);
+    END LOOP;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._write_truncated(oid) IS
-    'Internal (write-back, as the table''s owner): empties a truncated table''s chunk table.';
+    'Internal (write-back, as the table''s owner): empties a truncated table''s chunk table (a model change''s next one too).';

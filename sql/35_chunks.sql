@@ -60,10 +60,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pgbert._suffixed(c.relname, '_chunks') FROM pg_catalog.pg_class c WHERE c.oid = tbl $$;
 COMMENT ON FUNCTION pgbert._chunk_table_name(regclass) IS 'Internal: <table>_chunks, cut to a valid name.';
 
--- Creates the chunk table of a table being registered (its caller owns the table), owned by the table's
--- owner, readable by those who may read the text column and the row.
-CREATE OR REPLACE FUNCTION pgbert._create_chunk_table(tbl regclass, key_column name, source_column name,
-                                                      dimension integer, lexical boolean)
+-- Creates a chunk table named chunks_name beside a table being registered (or moving to another model:
+-- 56_model_change_chunks.sql; its caller owns the table), owned by the table's owner, readable by those who
+-- may read the text column and the row.
+DROP FUNCTION IF EXISTS pgbert._create_chunk_table(regclass, name, name, integer, boolean);  -- before 0013
+CREATE OR REPLACE FUNCTION pgbert._create_chunk_table(tbl regclass, chunks_name name, key_column name,
+                                                      source_column name, dimension integer, lexical boolean)
 RETURNS oid
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -71,7 +73,7 @@ AS $fn$
 DECLARE
     schema_name name := (SELECT n.nspname FROM pg_catalog.pg_class c
                            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl);
-    chunks      text := format('%I.%I', schema_name, pgbert._chunk_table_name(tbl));
+    chunks      text := format('%I.%I', schema_name, chunks_name);
     key_type    text := (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a
                           WHERE a.attrelid = tbl AND a.attname = key_column);
     source_num  smallint := (SELECT a.attnum FROM pg_catalog.pg_attribute a
@@ -106,8 +108,8 @@ BEGIN
     RETURN to_regclass(chunks)::oid;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._create_chunk_table(regclass, name, name, integer, boolean) IS
-    'Internal: creates <table>_chunks (owned by the table''s owner, readable where the text is).';
+COMMENT ON FUNCTION pgbert._create_chunk_table(regclass, name, name, name, integer, boolean) IS
+    'Internal: creates a chunk table (<table>_chunks, or a model change''s) owned by the table''s owner, readable where the text is.';
 
 -- A chunked table: checks chunking's arguments (one chunking of a word proves chunk_tokens fits the
 -- model's window) and creates <table>_chunks. Chunks need the table's key (they point at their row; a
@@ -140,7 +142,8 @@ BEGIN
     END IF;
     RAISE NOTICE 'pgbert: % embeds %.% in chunks of % tokens (% overlapping) into %_chunks (model %)', tbl, tbl,
           quote_ident(source_column), chunk_tokens, overlap_tokens, tbl, model.name;
-    RETURN pgbert._create_chunk_table(tbl, key_col, source_column, model.dimension, lexical IS NOT NULL);
+    RETURN pgbert._create_chunk_table(tbl, pgbert._chunk_table_name(tbl), key_col, source_column, model.dimension,
+                                      lexical IS NOT NULL);
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._register_chunks(regclass, pgbert.models, name, name, name, text, integer, integer) IS

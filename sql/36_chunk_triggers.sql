@@ -162,8 +162,9 @@ $fn$;
 COMMENT ON FUNCTION pgbert._mirror_partitions(oid, oid) IS
     'Internal: creates, re-owns and drops partitions of a chunk table so that they mirror its table''s partitions.';
 
--- After a DROP: the chunk tables of every partitioned table lose the twins of dropped partitions (and get
--- back an empty twin the owner dropped). The registry row is read as jsonb (a downgraded database).
+-- After a DROP: the chunk tables of every partitioned table (a model change's next and old ones too) lose
+-- the twins of dropped partitions (and get back an empty twin the owner dropped). The registry row is read as
+-- jsonb (a downgraded database).
 CREATE OR REPLACE FUNCTION pgbert._mirror_all_partitions() RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -172,7 +173,9 @@ DECLARE
     e record;
 BEGIN
     FOR e IN SELECT r.relid, c.oid AS chunks FROM pgbert.embedded_tables r
-               JOIN pg_catalog.pg_class c ON c.oid = (to_jsonb(r) ->> 'chunk_relid')::oid WHERE c.relkind = 'p' LOOP
+               JOIN pg_catalog.pg_class c ON c.oid IN ((to_jsonb(r) ->> 'chunk_relid')::oid,
+                        (to_jsonb(r) ->> 'next_chunk_relid')::oid, (to_jsonb(r) ->> 'old_chunk_relid')::oid)
+              WHERE c.relkind = 'p' LOOP
         PERFORM pgbert._mirror_partitions(e.relid, e.chunks);
     END LOOP;
 END
@@ -181,24 +184,28 @@ COMMENT ON FUNCTION pgbert._mirror_all_partitions() IS
     'Internal: mirrors the partitions of every partitioned chunk table (after a DROP).';
 
 -- After TRUNCATE (the write-back, as the table's owner): of the table itself, the whole chunk table is emptied
--- (_write_truncated); of a partition (its copy of the trigger), its chunk twin.
+-- (_write_truncated); of a partition (its copy of the trigger), its chunk twin (and its twin in a model
+-- change's next chunk table).
 CREATE OR REPLACE FUNCTION pgbert._write_truncation(tbl oid, rel oid) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    cfg  pgbert.embedded_tables := pgbert._writer_config(tbl);
-    twin oid := CASE WHEN rel <> tbl THEN pgbert._chunk_twin(tbl, cfg.chunk_relid, rel) END;
+    cfg    pgbert.embedded_tables := pgbert._writer_config(tbl);
+    twin   oid;
     filled boolean;
 BEGIN
     IF rel = tbl THEN
         PERFORM pgbert._write_truncated(tbl);  -- 32_write_back.sql
-    ELSIF twin IS NOT NULL THEN
+        RETURN;
+    END IF;
+    FOR twin IN SELECT pgbert._chunk_twin(tbl, t.chunk_relid, rel) FROM pgbert._chunk_targets(cfg) t LOOP
+        CONTINUE WHEN twin IS NULL;
         EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', twin::regclass) INTO filled;
         IF filled THEN  -- (TRUNCATE of the table fires each partition's trigger too: one TRUNCATE each is enough)
             EXECUTE format('TRUNCATE %s', twin::regclass);
         END IF;
-    END IF;
+    END LOOP;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert._write_truncation(oid, oid) IS

@@ -106,8 +106,19 @@ CREATE OR REPLACE FUNCTION pgbert._build_index(tbl regclass) RETURNS name
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+BEGIN
+    RETURN pgbert._index_vectors(pgbert._embedding_config(tbl));
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._build_index(regclass) IS
+    'Internal: builds the HNSW index of an embedding-enabled table (or keeps the one there) and records its name; and the GIN index of its lexical side.';
+
+-- The indexes of cfg's vectors: its table's, or its chunk table's (a model change's next one: 56_model_change_chunks.sql).
+CREATE OR REPLACE FUNCTION pgbert._index_vectors(cfg pgbert.embedded_tables) RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
 DECLARE
-    cfg     pgbert.embedded_tables := pgbert._embedding_config(tbl);
     vectors regclass := coalesce(cfg.chunk_relid, cfg.relid);  -- where the vectors are: the chunks of a chunked table
     idx     name := pgbert._index_on(vectors, cfg.vector_column, 'hnsw');
 BEGIN
@@ -126,8 +137,8 @@ BEGIN
     RETURN idx;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._build_index(regclass) IS
-    'Internal: builds the HNSW index of an embedding-enabled table (or keeps the one there) and records its name; and the GIN index of its lexical side.';
+COMMENT ON FUNCTION pgbert._index_vectors(pgbert.embedded_tables) IS
+    'Internal: builds the HNSW index (and the GIN index of the lexical side) where cfg''s vectors are, or keeps those there.';
 
 -- A procedure without a SET clause, because only those may commit (between backfill batches); it pins
 -- search_path itself.
@@ -203,10 +214,8 @@ BEGIN
         DELETE FROM pgbert.embedding_queue q WHERE q.relid = tbl;
         DELETE FROM pgbert.queue_batches b WHERE b.relid = tbl;
     END IF;
-    IF cfg.chunk_relid IS NOT NULL THEN  -- chunks are pgbert's storage, not the user's columns
-        IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = cfg.chunk_relid) THEN
-            EXECUTE format('DROP TABLE %s CASCADE', cfg.chunk_relid::regclass);  -- views on them: not a veto
-        END IF;
+    IF cfg.chunk_relid IS NOT NULL THEN  -- chunks are pgbert's storage, not the user's columns (a model change's too)
+        PERFORM pgbert._drop_chunk_tables(ARRAY[cfg.chunk_relid, cfg.next_chunk_relid, cfg.old_chunk_relid]);
     ELSIF drop_column THEN
         EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', tbl, cfg.vector_column);
         IF cfg.lexical_column IS NOT NULL THEN

@@ -28,6 +28,7 @@ DECLARE
     cfg    pgbert.embedded_tables := (SELECT e FROM pgbert.embedded_tables e
                                        WHERE e.relid = pgbert._registered_ancestor(TG_RELID));
     queued bigint;
+    n_next bigint;
 BEGIN
     IF cfg.relid IS NULL OR TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' THEN
         RAISE EXCEPTION 'pgbert: % queues the rows of embedding-enabled tables only', TG_NAME
@@ -49,13 +50,22 @@ BEGIN
     ELSE  -- INSERT, UPDATE: the rows that have text and no vector (a chunked table's: no chunks) yet
         EXECUTE format('INSERT INTO pgbert.embedding_queue (relid, row_key)
                         SELECT $1, n.%1$I::pg_catalog.text FROM pgbert_new_rows n WHERE n.%2$I IS NOT NULL AND %3$s
-                        ON CONFLICT (relid, row_key) DO NOTHING',
+                        ON CONFLICT (relid, row_key, next_model) DO NOTHING',
                        cfg.key_column, cfg.source_column,
                        CASE WHEN cfg.chunk_relid IS NULL THEN format('n.%I IS NULL', cfg.vector_column)
                             ELSE format('NOT EXISTS (SELECT 1 FROM %s c WHERE c.row_key %s n.%I)', cfg.chunk_relid::regclass,
                                         pgbert._key_equality(cfg.relid, cfg.key_column), cfg.key_column) END)
             USING cfg.relid::oid;
         GET DIAGNOSTICS queued = ROW_COUNT;
+        IF cfg.next_vector_attnum IS NOT NULL AND cfg.chunk_relid IS NULL THEN  -- a model change: its shadow too
+            EXECUTE format('INSERT INTO pgbert.embedding_queue (relid, row_key, next_model)
+                            SELECT $1, t.%1$I::pg_catalog.text, true FROM pgbert_new_rows n JOIN %2$s t ON t.%1$I %3$s n.%1$I
+                             WHERE t.%4$I IS NOT NULL AND t.%5$I IS NULL ON CONFLICT (relid, row_key, next_model) DO NOTHING',
+                           cfg.key_column, cfg.relid, pgbert._key_equality(cfg.relid, cfg.key_column), cfg.source_column,
+                           pgbert._attname(cfg.relid, cfg.next_vector_attnum)) USING cfg.relid::oid;
+            GET DIAGNOSTICS n_next = ROW_COUNT;
+            queued := queued + n_next;
+        END IF;
         IF queued > 0 THEN
             PERFORM pg_notify('pgbert_queue', cfg.relid::oid::text);  -- delivered at commit: idle workers wake
         END IF;
@@ -126,7 +136,8 @@ COMMENT ON FUNCTION pgbert.claim_batch(integer) IS
 
 -- The texts of claimed queue rows, embedded: one row per id, version NULL when the row needs nothing (gone,
 -- no text, a vector already). Read-only: runs on a hot standby too. Keys are cast to the key's base type
--- (no domain CHECK runs) and compared with its default btree equality; no user code runs here.
+-- (no domain CHECK runs) and compared with its default btree equality; no user code runs here. A queue row
+-- for the model a table is moving to (next_model) is embedded with that model, for its shadow column.
 CREATE OR REPLACE FUNCTION pgbert.compute_claimed(ids bigint[])
 RETURNS TABLE (id bigint, version xid, embedding @vector_schema@.vector, chunks jsonb)
 LANGUAGE plpgsql SECURITY DEFINER
@@ -135,16 +146,33 @@ SET check_function_bodies = on
 SET extra_float_digits = 1 SET IntervalStyle = postgres SET DateStyle = 'ISO, MDY'
 AS $fn$
 DECLARE
-    cfg pgbert.embedded_tables;
+    job record;
 BEGIN
-    FOR cfg IN SELECT e.* FROM pgbert.embedded_tables e
-                WHERE e.relid::oid IN (SELECT q.relid FROM pgbert.embedding_queue q WHERE q.id = ANY (ids))
+    FOR job IN SELECT e AS cfg, n.next_model FROM pgbert.embedded_tables e
+                 JOIN (SELECT DISTINCT q.relid, q.next_model FROM pgbert.embedding_queue q WHERE q.id = ANY (ids)) n
+                   ON n.relid = e.relid::oid
     LOOP
-        RETURN QUERY EXECUTE format($q$
+        RETURN QUERY EXECUTE pgbert._compute_query(job.cfg, job.next_model)
+            USING ids, (job.cfg).relid::oid, CASE WHEN job.next_model THEN (job.cfg).next_model_name ELSE (job.cfg).model_name END,
+                  job.next_model;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert.compute_claimed(bigint[]) IS
+    'Worker: embeds the texts of claimed queue rows (on the primary or a hot standby): per id the row version embedded (NULL: nothing to do), its vector or its chunks.';
+
+-- compute_claimed's query for one table's queue rows of one model ($4 next_model: the model the table is
+-- moving to, whose column is the shadow; once the change has ended, those rows need nothing).
+CREATE OR REPLACE FUNCTION pgbert._compute_query(cfg pgbert.embedded_tables, next_model boolean) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT format($q$
             WITH todo AS (
                 SELECT q.id, t.xmin AS version, t.%1$I::pg_catalog.text AS s
                   FROM pgbert.embedding_queue q JOIN %2$s t ON t.%3$I %4$s q.row_key::%5$s
-                 WHERE q.id = ANY ($1) AND q.relid = $2 AND q.claimed_pid IS NOT NULL AND t.%1$I IS NOT NULL AND %6$s),
+                 WHERE q.id = ANY ($1) AND q.relid = $2 AND q.next_model = $4 AND q.claimed_pid IS NOT NULL
+                   AND t.%1$I IS NOT NULL AND %6$s),
             parts AS (SELECT array_agg(p.id) AS ids, array_agg(p.version) AS versions, array_agg(p.s) AS ts
                         FROM (SELECT todo.*, sum(octet_length(todo.s)) OVER (ORDER BY todo.id) / 8388608 AS part
                                 FROM todo) p GROUP BY p.part),
@@ -152,29 +180,29 @@ BEGIN
             SELECT * FROM done
             UNION ALL
             SELECT i.id, NULL::xid, NULL::@vector_schema@.vector, NULL::jsonb FROM unnest($1) i(id)
-             WHERE i.id IN (SELECT q.id FROM pgbert.embedding_queue q WHERE q.relid = $2) AND i.id NOT IN (SELECT todo.id FROM todo)$q$,
-            cfg.source_column, cfg.relid, cfg.key_column, pgbert._key_equality(cfg.relid, cfg.key_column),
-            pgbert._key_base_type(cfg.relid, cfg.key_column)::regtype,
-            CASE WHEN cfg.chunk_relid IS NULL THEN format('t.%I IS NULL', cfg.vector_column)
-                 ELSE format('NOT EXISTS (SELECT 1 FROM %s c WHERE c.row_key %s t.%I)', cfg.chunk_relid::regclass,
-                             pgbert._key_equality(cfg.relid, cfg.key_column), cfg.key_column) END,
-            CASE WHEN cfg.chunk_relid IS NULL THEN
-                'SELECT u.id, u.version, u.v, NULL::jsonb FROM parts, unnest(parts.ids, parts.versions, pgbert.embed_batch(parts.ts, ''document'', $3)) u(id, version, v)'
-            ELSE format('SELECT todo.id, todo.version, NULL::@vector_schema@.vector, coalesce(ch.chunks, ''[]'')
-                           FROM todo LEFT JOIN (
-                                SELECT parts.ids[c.ord] AS id, jsonb_agg(jsonb_build_object(''chunk'', c.chunk,
-                                       ''start_char'', c.start_char, ''end_char'', c.end_char, ''embedding'', c.embedding::text,
-                                       ''lexemes'', %s) ORDER BY c.chunk) AS chunks
-                                  FROM parts, pgbert.embed_chunks(parts.ts, %s, %s, $3) c GROUP BY 1) ch ON ch.id = todo.id',
-                        CASE WHEN cfg.lexical_config IS NULL THEN 'NULL'
-                             ELSE format('pgbert.lexemes(c.passage, %L)::text', cfg.lexical_config) END,
-                        cfg.chunk_tokens, cfg.overlap_tokens) END)
-            USING ids, cfg.relid::oid, cfg.model_name;
-    END LOOP;
-END
+             WHERE i.id IN (SELECT q.id FROM pgbert.embedding_queue q WHERE q.relid = $2 AND q.next_model = $4)
+               AND i.id NOT IN (SELECT todo.id FROM todo)$q$,
+        cfg.source_column, cfg.relid, cfg.key_column, pgbert._key_equality(cfg.relid, cfg.key_column),
+        pgbert._key_base_type(cfg.relid, cfg.key_column)::regtype,
+        CASE WHEN next_model AND (cfg.next_vector_attnum IS NULL OR cfg.chunk_relid IS NOT NULL) THEN 'false'
+             WHEN next_model THEN format('t.%I IS NULL', pgbert._attname(cfg.relid, cfg.next_vector_attnum))
+             WHEN cfg.chunk_relid IS NULL THEN format('t.%I IS NULL', cfg.vector_column)
+             ELSE format('NOT EXISTS (SELECT 1 FROM %s c WHERE c.row_key %s t.%I)', cfg.chunk_relid::regclass,
+                         pgbert._key_equality(cfg.relid, cfg.key_column), cfg.key_column) END,
+        CASE WHEN cfg.chunk_relid IS NULL OR next_model THEN
+            'SELECT u.id, u.version, u.v, NULL::jsonb FROM parts, unnest(parts.ids, parts.versions, pgbert.embed_batch(parts.ts, ''document'', $3)) u(id, version, v)'
+        ELSE format('SELECT todo.id, todo.version, NULL::@vector_schema@.vector, coalesce(ch.chunks, ''[]'')
+                       FROM todo LEFT JOIN (
+                            SELECT parts.ids[c.ord] AS id, jsonb_agg(jsonb_build_object(''chunk'', c.chunk,
+                                   ''start_char'', c.start_char, ''end_char'', c.end_char, ''embedding'', c.embedding::text,
+                                   ''lexemes'', %s) ORDER BY c.chunk) AS chunks
+                              FROM parts, pgbert.embed_chunks(parts.ts, %s, %s, $3) c GROUP BY 1) ch ON ch.id = todo.id',
+                    CASE WHEN cfg.lexical_config IS NULL THEN 'NULL'
+                         ELSE format('pgbert.lexemes(c.passage, %L)::text', cfg.lexical_config) END,
+                    cfg.chunk_tokens, cfg.overlap_tokens) END)
 $fn$;
-COMMENT ON FUNCTION pgbert.compute_claimed(bigint[]) IS
-    'Worker: embeds the texts of claimed queue rows (on the primary or a hot standby): per id the row version embedded (NULL: nothing to do), its vector or its chunks.';
+COMMENT ON FUNCTION pgbert._compute_query(pgbert.embedded_tables, boolean) IS
+    'Internal (compute_claimed): the query that embeds one table''s claimed queue rows of one model.';
 
 -- The statement triggers of a queued table (one per event: transition tables allow no other), and its
 -- store function. They run after the table's other statement triggers of the same event (names sort so):

@@ -18,11 +18,12 @@ COMMENT ON FUNCTION pgbert._store_name(oid) IS 'Internal: the name (in schema pg
 CREATE OR REPLACE FUNCTION pgbert._store_body(tbl oid) RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
-AS $fn$ SELECT format('SELECT s.settled, s.stored FROM pgbert._store_queued(%s, keys, versions, embeddings, chunks) s',
-                      tbl::bigint) $fn$;
+AS $fn$ SELECT format('SELECT s.settled, s.stored FROM pgbert._store_queued(%s, keys, versions, embeddings, chunks, '
+                      'next_model) s', tbl::bigint) $fn$;
 COMMENT ON FUNCTION pgbert._store_body(oid) IS 'Internal: the body of a table''s store function: fixed text and the oid.';
 
--- Creates (or keeps) a registered table's store function, owned by the table's owner.
+-- Creates (or keeps) a registered table's store function, owned by the table's owner (and drops the
+-- store function of pgbert before 0013, which had no next_model argument).
 CREATE OR REPLACE FUNCTION pgbert._install_store(tbl regclass) RETURNS name
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -30,19 +31,22 @@ SET check_function_bodies = on
 AS $fn$
 DECLARE
     fn       name := pgbert._store_name(tbl);
-    existing pg_catalog.pg_proc := (SELECT p FROM pg_catalog.pg_proc p WHERE p.oid = to_regprocedure(
-                                       format('pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[])', fn)));
+    args     text := '(text[], xid[], @vector_schema@.vector[], jsonb[], boolean)';
+    existing pg_catalog.pg_proc := (SELECT p FROM pg_catalog.pg_proc p WHERE p.oid = to_regprocedure(format('pgbert.%I', fn) || args));
 BEGIN
+    IF to_regprocedure(format('pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[])', fn)) IS NOT NULL THEN
+        EXECUTE format('DROP FUNCTION pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[])', fn);
+    END IF;
     IF existing.oid IS NULL OR existing.prosrc IS DISTINCT FROM pgbert._store_body(tbl) THEN
         EXECUTE format('CREATE OR REPLACE FUNCTION pgbert.%I(keys text[], versions xid[], embeddings @vector_schema@.vector[], '
-                       'chunks jsonb[], OUT settled text[], OUT stored integer) LANGUAGE sql SECURITY DEFINER '
-                       'SET search_path = pg_catalog, pg_temp SET extra_float_digits = 1 '
+                       'chunks jsonb[], next_model boolean, OUT settled text[], OUT stored integer) LANGUAGE sql '
+                       'SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET extra_float_digits = 1 '
                        'SET IntervalStyle = postgres SET DateStyle = ''ISO, MDY'' AS %L', fn, pgbert._store_body(tbl));
-        EXECUTE format('REVOKE ALL ON FUNCTION pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[]) FROM PUBLIC', fn);
-        EXECUTE format('COMMENT ON FUNCTION pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[]) IS %L', fn,
+        EXECUTE format('REVOKE ALL ON FUNCTION pgbert.%I%s FROM PUBLIC', fn, args);
+        EXECUTE format('COMMENT ON FUNCTION pgbert.%I%s IS %L', fn, args,
                        format('Queue (pgbert.store_claimed): writes computed vectors into %s, as its owner.', tbl));
     END IF;
-    EXECUTE format('ALTER FUNCTION pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[]) OWNER TO %I', fn,
+    EXECUTE format('ALTER FUNCTION pgbert.%I%s OWNER TO %I', fn, args,
                    (SELECT pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c WHERE c.oid = tbl));
     RETURN fn;
 END
@@ -51,11 +55,13 @@ COMMENT ON FUNCTION pgbert._install_store(regclass) IS
     'Internal: creates a queued table''s store function (fixed body, the table''s oid) owned by the table''s owner.';
 
 -- The store itself, as the table's owner: keys (text form), the row versions that were embedded, and their
--- vectors (or chunks). settled: the keys whose queue rows are done (written, or needing nothing any more);
--- stored: how many rows got their vector or chunks.
+-- vectors (or chunks); next_model: vectors of the model the table is moving to, for its shadow column
+-- (55_model_change.sql). settled: the keys whose queue rows are done (written, or needing nothing any
+-- more); stored: how many rows got their vector or chunks.
+DROP FUNCTION IF EXISTS pgbert._store_queued(oid, text[], xid[], @vector_schema@.vector[], jsonb[]);  -- before 0013
 CREATE OR REPLACE FUNCTION pgbert._store_queued(tbl oid, keys text[], versions xid[],
                                                 embeddings @vector_schema@.vector[], chunks jsonb[],
-                                                OUT settled text[], OUT stored integer)
+                                                next_model boolean, OUT settled text[], OUT stored integer)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -63,7 +69,8 @@ DECLARE
     cfg      pgbert.embedded_tables := pgbert._writer_config(tbl);
     eq       text := pgbert._key_equality(tbl, cfg.key_column);
     key_type regtype := pgbert._key_base_type(tbl, cfg.key_column);
-    needs    text := CASE WHEN cfg.chunk_relid IS NULL THEN format('t.%I IS NULL', cfg.vector_column)
+    target   name := CASE WHEN next_model THEN pgbert._attname(tbl, cfg.next_vector_attnum) ELSE cfg.vector_column END;
+    needs    text := CASE WHEN cfg.chunk_relid IS NULL THEN format('t.%I IS NULL', target)
                           ELSE format('NOT EXISTS (SELECT 1 FROM %s c WHERE c.row_key %s t.%I)',
                                       cfg.chunk_relid::regclass, eq, cfg.key_column) END;
     present  text[];
@@ -71,6 +78,11 @@ DECLARE
     done     text[];  -- locked, needing nothing any more
 BEGIN
     PERFORM pgbert._check_partition_owners(tbl, tbl);  -- a partition whose owner cannot act as tbl's: refused
+    IF next_model AND (target IS NULL OR cfg.chunk_relid IS NOT NULL) THEN  -- the change ended (switch, abort)
+        settled := keys;
+        stored := 0;
+        RETURN;
+    END IF;
     EXECUTE format('SELECT coalesce(array_agg(t.%1$I::pg_catalog.text), ''{}'') FROM %2$s t WHERE t.%1$I %3$s ANY ($1::%4$s[])',
                    cfg.key_column, tbl::regclass, eq, key_type) INTO present USING keys;
     EXECUTE format($q$
@@ -82,7 +94,7 @@ BEGIN
         cfg.key_column, tbl::regclass, eq, key_type, cfg.source_column, needs) INTO ready, done USING keys, versions;
     IF cfg.chunk_relid IS NULL THEN
         EXECUTE format('UPDATE %s t SET %I = u.v FROM unnest($1, $2) u(k, v) WHERE t.%I %s u.k::%s AND u.k = ANY ($3)',
-                       tbl::regclass, cfg.vector_column, cfg.key_column, eq, key_type) USING keys, embeddings, ready;
+                       tbl::regclass, target, cfg.key_column, eq, key_type) USING keys, embeddings, ready;
     ELSE
         EXECUTE format($q$
             INSERT INTO %1$s (row_key, chunk, start_char, end_char, embedding%2$s)
@@ -97,7 +109,7 @@ BEGIN
     settled := ready || done || ARRAY(SELECT k FROM unnest(keys) k WHERE k <> ALL (present));
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._store_queued(oid, text[], xid[], @vector_schema@.vector[], jsonb[]) IS
+COMMENT ON FUNCTION pgbert._store_queued(oid, text[], xid[], @vector_schema@.vector[], jsonb[], boolean) IS
     'Internal (a table''s store function, as its owner): writes computed vectors where the row is still the version embedded; returns the keys settled.';
 
 -- Worker: stores what compute_claimed returned for this session's claims (arrays aligned with its rows),
@@ -110,23 +122,25 @@ SET search_path = pg_catalog, pg_temp
 SET check_function_bodies = on
 AS $fn$
 DECLARE
+    job    record;
     tbl    oid;
     mine   record;
     result record;
     total  bigint := 0;
 BEGIN
-    FOR tbl IN SELECT DISTINCT q.relid FROM pgbert.embedding_queue q
+    FOR job IN SELECT DISTINCT q.relid, q.next_model FROM pgbert.embedding_queue q
                 WHERE q.id = ANY (ids) AND q.claimed_pid = pg_backend_pid() LOOP
+        tbl := job.relid;
         SELECT array_agg(q.id) AS ids, array_agg(q.row_key) AS keys, array_agg(r.version) AS versions,
                array_agg(r.embedding) AS embeddings, array_agg(r.chunks) AS chunks INTO mine
           FROM pgbert.embedding_queue q JOIN unnest(ids, versions, embeddings, chunks) r(id, version, embedding, chunks)
                ON r.id = q.id
-         WHERE q.relid = tbl AND q.claimed_pid = pg_backend_pid();
+         WHERE q.relid = tbl AND q.next_model = job.next_model AND q.claimed_pid = pg_backend_pid();
         IF NOT EXISTS (SELECT 1 FROM pgbert.embedded_tables e WHERE e.relid = tbl) THEN
             SELECT mine.keys AS settled, 0 AS stored INTO result;  -- embedding was turned off: nothing to write
         ELSE
             SELECT * INTO result FROM pgbert._store_rows(tbl, mine.ids, mine.keys, mine.versions, mine.embeddings,
-                                                         mine.chunks);
+                                                         mine.chunks, job.next_model);
         END IF;
         DELETE FROM pgbert.embedding_queue q WHERE q.id = ANY (mine.ids) AND q.row_key = ANY (result.settled);
         PERFORM pgbert._release(mine.ids);
@@ -144,18 +158,19 @@ COMMENT ON FUNCTION pgbert.store_claimed(bigint[], xid[], @vector_schema@.vector
 
 -- One table's rows through its store function; when that fails (a trigger of the table's own raising for a
 -- row, say), row by row, so that the failing row fails alone (fail_claimed) and the others are stored.
+DROP FUNCTION IF EXISTS pgbert._store_rows(oid, bigint[], text[], xid[], @vector_schema@.vector[], jsonb[]);  -- before 0013
 CREATE OR REPLACE FUNCTION pgbert._store_rows(tbl oid, ids bigint[], keys text[], versions xid[],
-                                              embeddings @vector_schema@.vector[], chunks jsonb[],
+                                              embeddings @vector_schema@.vector[], chunks jsonb[], next_model boolean,
                                               OUT settled text[], OUT stored integer)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    store text := format('SELECT s.settled, s.stored FROM pgbert.%I($1, $2, $3, $4) s', pgbert._store_name(tbl));
+    store text := format('SELECT s.settled, s.stored FROM pgbert.%I($1, $2, $3, $4, $5) s', pgbert._store_name(tbl));
     one   record;
 BEGIN
     BEGIN
-        EXECUTE store INTO settled, stored USING keys, versions, embeddings, chunks;
+        EXECUTE store INTO settled, stored USING keys, versions, embeddings, chunks, next_model;
         RETURN;
     EXCEPTION WHEN OTHERS THEN
         settled := '{}';
@@ -163,7 +178,7 @@ BEGIN
     END;
     FOR i IN 1 .. cardinality(ids) LOOP
         BEGIN
-            EXECUTE store INTO one USING keys[i:i], versions[i:i], embeddings[i:i], chunks[i:i];
+            EXECUTE store INTO one USING keys[i:i], versions[i:i], embeddings[i:i], chunks[i:i], next_model;
             settled := settled || one.settled;
             stored := stored + one.stored;
         EXCEPTION WHEN OTHERS THEN
@@ -172,7 +187,7 @@ BEGIN
     END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._store_rows(oid, bigint[], text[], xid[], @vector_schema@.vector[], jsonb[]) IS
+COMMENT ON FUNCTION pgbert._store_rows(oid, bigint[], text[], xid[], @vector_schema@.vector[], jsonb[], boolean) IS
     'Internal (store_claimed): stores one table''s computed rows, row by row when the batch fails; a failing row fails alone.';
 
 CREATE OR REPLACE FUNCTION pgbert._release(ids bigint[]) RETURNS void

@@ -11,12 +11,8 @@ DECLARE
     cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
     n   bigint;
 BEGIN
-    IF cfg.chunk_relid IS NOT NULL THEN  -- rows with text and no chunk yet
-        EXECUTE format('SELECT count(*) FROM %s t WHERE t.%I IS NOT NULL AND NOT EXISTS '
-                       '(SELECT 1 FROM %s c WHERE c.row_key %s t.%I)', tbl, cfg.source_column,
-                       pgbert._qualified(cfg.chunk_relid), pgbert._key_equality(tbl, cfg.key_column), cfg.key_column)
-                INTO n;
-        RETURN n;
+    IF cfg.chunk_relid IS NOT NULL THEN  -- rows with text and no chunk yet (56_model_change_chunks.sql)
+        RETURN pgbert._missing_chunks(cfg, NULL);
     END IF;
     EXECUTE format('SELECT count(*) FROM %s WHERE (%I IS NULL OR %s) AND %I IS NOT NULL', tbl, cfg.vector_column,
                    CASE WHEN cfg.lexical_column IS NULL THEN 'false' ELSE format('%I IS NULL', cfg.lexical_column) END,
@@ -79,8 +75,24 @@ CREATE OR REPLACE FUNCTION pgbert._backfill_chunks_batch(tbl regclass, batch_siz
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+BEGIN
+    RETURN pgbert._fill_chunks(pgbert._embedding_config(tbl), batch_size);
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._backfill_chunks_batch(regclass, integer) IS
+    'Internal: chunks and embeds up to batch_size rows of a chunked table that have text but no chunks; returns how many.';
+
+-- Up to batch_size rows of cfg's table that have text and no chunk in cfg's chunk table get their chunks,
+-- embedded with cfg's model: the backfill, and a model change's next chunk table (56_model_change_chunks.sql).
+-- Writers run meanwhile: a row is locked (FOR SHARE) while its chunks are made, so an UPDATE or DELETE of it
+-- waits and then replaces or deletes them; a row a writer chunked first is chunked alike (its latest text)
+-- and its chunks are kept (ON CONFLICT DO NOTHING). Returns how many rows were done.
+CREATE OR REPLACE FUNCTION pgbert._fill_chunks(cfg pgbert.embedded_tables, batch_size integer) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
 DECLARE
-    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
+    tbl regclass := cfg.relid;
     n   bigint := 0;
 BEGIN
     IF cfg.chunk_relid IS NULL THEN
@@ -89,7 +101,7 @@ BEGIN
     EXECUTE format($q$
         WITH todo AS (SELECT t.%3$I AS k, t.%2$I AS s FROM %1$s t
                        WHERE t.%2$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %4$s c WHERE c.row_key %5$s t.%3$I)
-                       LIMIT %6$s),
+                       LIMIT %6$s FOR SHARE OF t),
              parts AS (SELECT array_agg(k) AS ks, array_agg(s) AS ts
                          FROM (SELECT k, s, sum(octet_length(s)) OVER (ROWS UNBOUNDED PRECEDING) / 8388608 AS part
                                  FROM todo) p
@@ -97,8 +109,8 @@ BEGIN
              chunks AS (INSERT INTO %4$s (row_key, chunk, start_char, end_char, embedding%7$s)
                         SELECT parts.ks[c.ord], c.chunk, c.start_char, c.end_char, c.embedding%8$s
                           FROM parts, pgbert.embed_chunks(parts.ts::pg_catalog.text[], %9$s, %10$s, %11$L) c
-                        RETURNING row_key)
-        SELECT count(DISTINCT row_key) FROM chunks$q$,
+                        ON CONFLICT DO NOTHING)
+        SELECT count(*) FROM todo$q$,
         tbl, cfg.source_column, cfg.key_column, pgbert._qualified(cfg.chunk_relid),
         pgbert._key_equality(tbl, cfg.key_column), batch_size,
         CASE WHEN cfg.lexical_config IS NOT NULL THEN ', lexemes' ELSE '' END,
@@ -108,8 +120,8 @@ BEGIN
     RETURN n;
 END
 $fn$;
-COMMENT ON FUNCTION pgbert._backfill_chunks_batch(regclass, integer) IS
-    'Internal: chunks and embeds up to batch_size rows of a chunked table that have text but no chunks; returns how many.';
+COMMENT ON FUNCTION pgbert._fill_chunks(pgbert.embedded_tables, integer) IS
+    'Internal: chunks and embeds, with the model of cfg, up to batch_size rows that have text but no chunk in cfg''s chunk table; returns how many.';
 
 -- One batch of the lexical side: rows that have text but no lexemes (their vectors may be there already). The
 -- partitions of a partitioned table repeat each other's ctids: only rows without lexemes are touched.
@@ -174,3 +186,19 @@ END
 $proc$;
 COMMENT ON PROCEDURE pgbert.backfill(regclass, integer) IS
     'Embeds every row that has text but no vector, batch_size rows per committed transaction, with progress NOTICEs.';
+
+-- (change_model, 55_model_change.sql: its progress)
+CREATE OR REPLACE FUNCTION pgbert._count_next_pending(tbl regclass) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
+    n   bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl,
+                   pgbert._attname(tbl, cfg.next_vector_attnum), cfg.source_column) INTO n;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION pgbert._count_next_pending(regclass) IS 'Internal: rows without the new model''s vector yet.';

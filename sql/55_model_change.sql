@@ -13,7 +13,8 @@
 --              statements running on the table; searches and writes wait that long, none fails.
 -- CALL pgbert.abort_model_change(table) before the switch drops the shadow; the old column stays after it
 -- until CALL pgbert.drop_old_vectors(table). The definer step (model_change_step) acts only for the owner
--- that the procedures prove called them (_prove_caller), like enable_embedding.
+-- that the procedures prove called them (_prove_caller), like enable_embedding. A chunked table moves into a
+-- new chunk table instead (56_model_change_chunks.sql).
 -- ---------------------------------------------------------------------------------------------------
 
 -- The new model's vectors of new rows, and of rows whose text changed, in the shadow column (as the table's
@@ -28,6 +29,14 @@ DECLARE
     eq     text := pgbert._key_equality(tbl::regclass, cfg.key_column);
 BEGIN
     IF shadow IS NULL OR new_rows IS NULL THEN  -- no rows: this statement's own UPDATE of the shadow, say
+        RETURN;
+    ELSIF cfg.strategy IN ('queue', 'auto') THEN  -- queued: a changed text's new vector is stale; the queue
+        EXECUTE format($q$                       -- trigger (it runs next) queues the row for the new model
+            UPDATE %1$s AS t SET %2$I = NULL FROM jsonb_populate_recordset(NULL::%1$s, $1) n
+             WHERE t.%3$I %5$s n.%3$I AND t.%2$I IS NOT NULL AND NOT EXISTS (
+                   SELECT 1 FROM jsonb_populate_recordset(NULL::%1$s, coalesce($2, '[]')) o
+                    WHERE o.%3$I %5$s n.%3$I AND o.%4$I IS NOT DISTINCT FROM n.%4$I)$q$,
+            tbl::regclass, shadow, cfg.key_column, cfg.source_column, eq) USING new_rows, old_rows;
         RETURN;
     END IF;
     EXECUTE format($q$
@@ -60,8 +69,11 @@ AS $fn$
 DECLARE
     fn name := pgbert._install_writer(tbl);
 BEGIN
-    EXECUTE format('CREATE TRIGGER pgbert_next_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS pgbert_new_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION pgbert.%I()', tbl, fn);
+    IF (SELECT e.strategy NOT IN ('queue', 'auto') FROM pgbert.embedded_tables e WHERE e.relid = tbl) THEN
+        -- (a queued table's new rows are queued for both models by its queue trigger)
+        EXECUTE format('CREATE TRIGGER pgbert_next_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS pgbert_new_rows '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION pgbert.%I()', tbl, fn);
+    END IF;
     EXECUTE format('CREATE TRIGGER pgbert_next_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS pgbert_old_rows '
                    'NEW TABLE AS pgbert_new_rows FOR EACH STATEMENT EXECUTE FUNCTION pgbert.%I()', tbl, fn);
 END
@@ -86,6 +98,9 @@ BEGIN
     PERFORM pgbert._require_owner(tbl, 'change');
     IF cfg.relid IS NULL THEN
         RAISE EXCEPTION 'pgbert: embedding is not enabled on %', tbl USING ERRCODE = 'object_not_in_prerequisite_state';
+    ELSIF cfg.chunk_relid IS NOT NULL THEN  -- a chunked table: a new chunk table, no trigger changes (56_model_change_chunks.sql)
+        PERFORM pgbert._chunk_change_step(cfg, step, model);
+        RETURN;
     ELSIF step = 'begin' THEN
         PERFORM pgbert._check_model_change(cfg, model);
         -- named after the model: after the switch it is the table's vector column (search() never renames
@@ -113,6 +128,13 @@ BEGIN
               USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     PERFORM pgbert._reinstall(tbl);
+    IF cfg.strategy IN ('queue', 'auto') AND cfg.chunk_relid IS NULL THEN  -- the queue's workers backfill it
+        IF step = 'begin' THEN
+            PERFORM pgbert._enqueue_existing(tbl);
+        ELSIF step IN ('switch', 'abort') THEN
+            PERFORM pgbert._queue_change_ended(tbl, step = 'switch');
+        END IF;
+    END IF;
 END
 $fn$;
 COMMENT ON FUNCTION pgbert.model_change_step(regclass, text, text) IS
@@ -130,11 +152,11 @@ BEGIN
         RAISE EXCEPTION 'pgbert: % is already moving to model %', cfg.relid, cfg.next_model_name
               USING ERRCODE = 'object_in_use', HINT = 'CALL pgbert.change_model(table, that model) resumes it; '
                                                      'CALL pgbert.abort_model_change(table) drops it.';
-    ELSIF cfg.old_vector_attnum IS NOT NULL THEN
+    ELSIF cfg.old_vector_attnum IS NOT NULL OR cfg.old_chunk_relid IS NOT NULL THEN  -- (old_chunk_relid: chunks, 56)
         RAISE EXCEPTION 'pgbert: % still keeps the vectors of its previous model', cfg.relid
               USING ERRCODE = 'object_in_use', HINT = 'CALL pgbert.drop_old_vectors(table); first.';
-    ELSIF cfg.chunk_relid IS NOT NULL OR cfg.key_column IS NULL THEN
-        RAISE EXCEPTION 'pgbert: changing the model of % needs a plain table with a single-column key (not chunked)', cfg.relid
+    ELSIF cfg.key_column IS NULL THEN
+        RAISE EXCEPTION 'pgbert: changing the model of % needs a table with a single-column key', cfg.relid
               USING ERRCODE = 'feature_not_supported',
                     HINT = 'disable_embedding, then enable_embedding(..., model => ...) re-embeds it (search stops meanwhile).';
     END IF;
@@ -162,8 +184,16 @@ BEGIN
     END IF;
     COMMIT;  -- always: a step's locks must not outlive it (CALL it on its own, never inside BEGIN)
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF (SELECT e.next_chunk_relid FROM pgbert.enabled_tables e WHERE e.relid = tbl) IS NOT NULL THEN
+        CALL pgbert._change_chunks(tbl, model, batch_size);  -- a chunked table: 56_model_change_chunks.sql
+        PERFORM pg_catalog.set_config('search_path', caller_path, true);
+        RETURN;
+    END IF;
     total := pgbert._count_next_pending(tbl);
-    LOOP
+    IF (SELECT e.strategy IN ('queue', 'auto') AND e.chunk_relid IS NULL FROM pgbert.enabled_tables e WHERE e.relid = tbl) THEN
+        CALL pgbert._await_next_backlog(tbl, model);  -- the queue's workers embed (48_queue_admin.sql)
+    END IF;
+    LOOP  -- what the queue's workers left (none when they ran), and the rows of any other table
         SELECT pgbert._fill_vectors(tbl, e.source_column, pgbert._attname(tbl, e.next_vector_attnum), e.next_model_name,
                                     batch_size) INTO n FROM pgbert.enabled_tables e WHERE e.relid = tbl;
         EXIT WHEN n = 0;
@@ -187,21 +217,6 @@ END
 $proc$;
 COMMENT ON PROCEDURE pgbert.change_model(regclass, text, integer) IS
     'Table owner: moves the table to another registered model without stopping search(): a shadow column is backfilled in committed batches (new and updated rows get both vectors), indexed, then switched in one short transaction. The old column stays until pgbert.drop_old_vectors(table).';
-
-CREATE OR REPLACE FUNCTION pgbert._count_next_pending(tbl regclass) RETURNS bigint
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    cfg pgbert.embedded_tables := pgbert._embedding_config(tbl);
-    n   bigint;
-BEGIN
-    EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl,
-                   pgbert._attname(tbl, cfg.next_vector_attnum), cfg.source_column) INTO n;
-    RETURN n;
-END
-$fn$;
-COMMENT ON FUNCTION pgbert._count_next_pending(regclass) IS 'Internal: rows without the new model''s vector yet.';
 
 CREATE OR REPLACE PROCEDURE pgbert.abort_model_change(tbl regclass)
 LANGUAGE plpgsql

@@ -23,9 +23,12 @@ BEGIN
     IF to_regclass('pgbert.embedded_tables') IS NULL THEN
         RETURN;  -- pgbert itself is being removed
     END IF;
+    PERFORM pgbert._forget_change_chunks(ARRAY(SELECT d.objid FROM pg_event_trigger_dropped_objects() d  -- 56_model_change_chunks.sql
+                                                WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0));
     FOR gone IN
         SELECT DISTINCT e.relid::oid AS relid, d.objid = e.relid::oid AND d.objsubid = 0 AS whole_table,
-               (to_jsonb(e) ->> 'chunk_relid')::oid AS chunk_relid
+               (to_jsonb(e) ->> 'chunk_relid')::oid AS chunk_relid, (to_jsonb(e) ->> 'next_chunk_relid')::oid AS next_chunks,
+               (to_jsonb(e) ->> 'old_chunk_relid')::oid AS old_chunks
           FROM pg_event_trigger_dropped_objects() d JOIN pgbert.embedded_tables e
                ON d.objid IN (e.relid::oid, (to_jsonb(e) ->> 'chunk_relid')::oid)
          WHERE d.classid = 'pg_catalog.pg_class'::regclass
@@ -50,6 +53,7 @@ BEGIN
             -- CASCADE: another role's view on these chunks must not stop the owner's DROP of the table
             EXECUTE format('DROP TABLE %s CASCADE', gone.chunk_relid::regclass);
         END IF;
+        PERFORM pgbert._drop_chunk_tables(ARRAY[gone.next_chunks, gone.old_chunks]);  -- a model change's, with the table
     END LOOP;
     IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() d WHERE d.object_type = 'table') THEN
         PERFORM pgbert._mirror_all_partitions();  -- a dropped partition's chunks go with it (36_chunk_triggers.sql)
@@ -114,7 +118,7 @@ BEGIN
         IF (SELECT e.strategy = 'batch' OR e.chunk_relid IS NOT NULL FROM pgbert.embedded_tables e WHERE e.relid = tbl) THEN
             PERFORM pgbert._install_writer(tbl);
         END IF;
-        IF to_regprocedure(format('pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[])',
+        IF to_regprocedure(format('pgbert.%I(text[], xid[], @vector_schema@.vector[], jsonb[], boolean)',
                                   pgbert._store_name(tbl))) IS NOT NULL THEN
             PERFORM pgbert._install_store(tbl);
         END IF;

@@ -189,7 +189,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    chunks oid := (SELECT e.chunk_relid FROM pgbert.embedded_tables e WHERE e.relid = tbl);
+    -- the chunk table, and a model change's next and old ones (56_model_change_chunks.sql): all follow
+    chunks oid[] := (SELECT ARRAY[e.chunk_relid, e.next_chunk_relid, e.old_chunk_relid] FROM pgbert.embedded_tables e
+                      WHERE e.relid = tbl);
     owner  oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
     part   record;
 BEGIN
@@ -198,9 +200,7 @@ BEGIN
     ELSIF joined THEN
         PERFORM pgbert._check_partition_tree(tbl, false);
     END IF;
-    IF chunks IS NOT NULL THEN
-        PERFORM pgbert._mirror_partitions(tbl, chunks);  -- 36_chunk_triggers.sql
-    END IF;
+    PERFORM pgbert._mirror_partitions(tbl, c) FROM unnest(chunks) c WHERE c IS NOT NULL;  -- 36_chunk_triggers.sql
     FOR part IN SELECT s AS rel FROM pgbert._copy_statement_triggers(tbl) s LOOP
         IF joined THEN  -- a partition that joins with an owner who cannot act as the table's: refused
             PERFORM pgbert._check_partition_owners(tbl, part.rel);

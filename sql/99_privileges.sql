@@ -90,7 +90,7 @@ GRANT EXECUTE ON FUNCTION pgbert._model_stats(), pgbert.reset_model_stats() TO p
 GRANT SELECT ON pgbert.queue_status, pgbert.embedding_errors TO pgbert_user, pgbert_worker;
 GRANT EXECUTE ON FUNCTION
     pgbert.change_strategy(regclass, text), pgbert.requeue_failed(regclass), pgbert._queue_counts(),
-    pgbert._store_queued(oid, text[], xid[], @vector_schema@.vector[], jsonb[])
+    pgbert._store_queued(oid, text[], xid[], @vector_schema@.vector[], jsonb[], boolean)
 TO pgbert_user;
 GRANT EXECUTE ON PROCEDURE pgbert.set_strategy(regclass, text), pgbert.retry_failed(regclass) TO pgbert_user;
 
@@ -98,10 +98,11 @@ GRANT EXECUTE ON PROCEDURE pgbert.set_strategy(regclass, text), pgbert.retry_fai
 -- rest runs as the table's owner.
 GRANT EXECUTE ON FUNCTION
     pgbert.model_change_step(regclass, text, text), pgbert._write_next(oid, jsonb, jsonb),
-    pgbert._fill_vectors(regclass, name, name, text, integer), pgbert._count_next_pending(regclass)
+    pgbert._fill_vectors(regclass, name, name, text, integer), pgbert._count_next_pending(regclass),
+    pgbert._next_backlog(regclass, timestamptz), pgbert._attname(regclass, smallint)
 TO pgbert_user;
 GRANT EXECUTE ON PROCEDURE pgbert.change_model(regclass, text, integer), pgbert.abort_model_change(regclass),
-    pgbert.drop_old_vectors(regclass)
+    pgbert.drop_old_vectors(regclass), pgbert._await_next_backlog(regclass, text)
 TO pgbert_user;
 GRANT EXECUTE ON FUNCTION
     pgbert.claim_batch(integer), pgbert.compute_claimed(bigint[]),
@@ -109,6 +110,15 @@ GRANT EXECUTE ON FUNCTION
     pgbert.release_claims(), pgbert.queue_wait_seconds(), pgbert._work_claimed(), pgbert._queue_counts()
 TO pgbert_worker;
 GRANT EXECUTE ON PROCEDURE pgbert.process_queue(integer, double precision, integer, bigint) TO pgbert_worker;
+
+-- Model changes of chunked tables (56_model_change_chunks.sql): the write-back keeps the next chunk table too,
+-- and change_model fills, indexes and switches it, all as the table's owner (the switch: model_change_step).
+GRANT EXECUTE ON FUNCTION
+    pgbert._next_chunks(pgbert.embedded_tables), pgbert._chunk_targets(pgbert.embedded_tables),
+    pgbert._missing_chunks(pgbert.embedded_tables, bigint), pgbert._fill_chunks(pgbert.embedded_tables, integer),
+    pgbert._index_vectors(pgbert.embedded_tables)
+TO pgbert_user;
+GRANT EXECUTE ON PROCEDURE pgbert._change_chunks(regclass, text, integer) TO pgbert_user;
 
 -- Partitioned tables (72_partitions.sql): a table's write-back and store functions, as its owner, check that
 -- no partition's owner is a role that cannot act as it, and empty a truncated partition's chunk twin.

@@ -26,6 +26,13 @@ def local_cluster(paths: Paths | None = None) -> Cluster:
 
 
 def cmd_export(args) -> int:
+    if args.static:
+        from .static_models import export_static
+
+        return export_static(args)
+    if args.dims is not None:
+        print("pgbert export: --dims is for --static (a distilled static model's PCA dimensions)", file=sys.stderr)
+        return 2
     from pgbert_export import ExportError, export_model
 
     paths = Paths.default()
@@ -149,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text put in front of every document (e.g. 'passage: ' for E5 models); default: the "
                         "'document', 'passage', 'corpus' or 'doc' prompt of the model's sentence-transformers "
                         "config; '' for none")
+    p.add_argument("--static", action="store_true",
+                   help="distil a static model with model2vec (token vectors, no transformer: thousands of texts "
+                        "a second on one core) into .pgbert/models/NAME-static")
+    p.add_argument("--dims", type=positive(int), metavar="N",
+                   help="with --static: PCA dimensions of the token vectors (default 256)")
     p.add_argument("--activate", action="store_true", help="make it the active model in the database")
     p.add_argument("--url", help="database URL for --activate (default: the local cluster)")
     p.set_defaults(func=cmd_export)
@@ -181,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rows", type=positive(int), metavar="N", help="exit 0 after embedding this many rows")
     p.add_argument("--until-empty", action="store_true", help="exit 0 when the queue has no row due")
     p.set_defaults(func=cmd_worker)
+
+    from .sqlite import add_parser as add_sqlite_parser
+
+    add_sqlite_parser(sub, positive)  # pgbert sqlite export|search
+
+    from .static_models import add_parser as add_static_parser
+
+    add_static_parser(sub, positive)  # pgbert import-vectors
     return parser
 
 

@@ -198,18 +198,24 @@ def export_model(model: str, output: str, *, pooling: str | None = None, normali
     try:
         manifest = _build(model_dir, model_id, settings, staging, opset, progress, echo)
         progress.step(f"installing bundle at {output}")
-        if os.path.isdir(output):
-            old = output + ".old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.rename(output, old)
-            os.rename(staging, output)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(staging, output)
-        os.chmod(output, 0o755)
+        install_bundle(staging, output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
+
+
+def install_bundle(staging: str, output: str) -> None:
+    """Put a finished bundle (a folder beside output) at output, replacing what is there, readable by the
+    server's user (static.py's bundles are installed the same way)."""
+    if os.path.isdir(output):
+        old = output + ".old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(output, old)
+        os.rename(staging, output)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(staging, output)
+    os.chmod(output, 0o755)
 
 
 def _build(model_dir, model_id, settings, staging, opset, progress, echo) -> dict:

@@ -1,4 +1,4 @@
-"""Tokenize, run the ONNX encoder in length-sorted batches, pool, normalise."""
+"""Tokenize, run the ONNX encoder in length-sorted batches, pool, normalise (static models: static.py)."""
 from __future__ import annotations
 
 import functools
@@ -141,18 +141,11 @@ class Encoder:
         """engine: a name for engines.choose(); runner: an engine object already built (the export uses
         one to measure a precision before the manifest accepts it); shared_weights: map the model prepared
         once per server (prepared.py) rather than load a private copy, where the engine can."""
-        # Imported here so that `import pgbert_runtime` stays cheap for callers that only read manifests.
-        from tokenizers import Tokenizer
-
         self.bundle = bundle
         self.batch_size = max(1, int(batch_size))
         self.batch_tokens = max(1, int(batch_tokens))
         self.threads = int(threads) if threads else default_threads()
-        try:
-            self.tokenizer = Tokenizer.from_file(bundle.tokenizer_path)
-        except Exception as exc:  # tokenizers raises a bare Exception on a damaged file
-            raise BundleError(f"model bundle {bundle.path}: cannot load tokenizer.json ({exc}); "
-                              f"re-export it with `pgbert export {bundle.model_id}`") from None
+        self.tokenizer = load_tokenizer(bundle)
         # Truncate as the model's own library does: max_tokens counts the special tokens too.
         self.tokenizer.enable_truncation(max_length=bundle.max_tokens)
         self.tokenizer.no_padding()  # we pad per batch, after sorting by length
@@ -228,8 +221,10 @@ class Encoder:
         for chunk in self.batches([len(x) for x in ids]):
             if check is not None:
                 check()
-            with gate() if gate is not None else nullcontext():  # the thread budget (slots.py), in the database
-                out[chunk] = self._run([ids[i] for i in chunk], [types[i] for i in chunk])
+            # the thread budget (slots.py, host.Budget), in the database; the model host's may hand over a
+            # one-thread copy of the engine to run this call on (host.Lanes)
+            with gate() if gate is not None else nullcontext() as lane:
+                out[chunk] = self._run([ids[i] for i in chunk], [types[i] for i in chunk], lane)
         return out
 
     def batches(self, lengths: Sequence[int]) -> list[list[int]]:
@@ -247,7 +242,7 @@ class Encoder:
             batches.append(current)
         return batches
 
-    def _run(self, ids: list[list[int]], types: list[list[int]]) -> np.ndarray:
+    def _run(self, ids: list[list[int]], types: list[list[int]], engine=None) -> np.ndarray:
         width = max(len(x) for x in ids)
         input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
         token_types = np.zeros((len(ids), width), dtype=np.int64)
@@ -257,10 +252,35 @@ class Encoder:
             token_types[row, :len(typ)] = typ
             mask[row, :len(tok)] = 1
         feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": token_types}
-        hidden = self.engine.run(feeds)
+        hidden = (engine or self.engine).run(feeds)
         self.calls += 1
         pooled = self.pool(hidden.astype(np.float32, copy=False), mask)
         return l2_normalize(pooled) if self.bundle.normalize else pooled
+
+
+def load_tokenizer(bundle: Bundle):
+    """The bundle's tokenizer.json, without truncation or padding (callers set what they need)."""
+    # Imported here so that `import pgbert_runtime` stays cheap for callers that only read manifests.
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(bundle.tokenizer_path)
+    except Exception as exc:  # tokenizers raises a bare Exception on a damaged file
+        raise BundleError(f"model bundle {bundle.path}: cannot load tokenizer.json ({exc}); "
+                          f"re-export it with `pgbert export {bundle.model_id}`") from None
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def new_encoder(bundle: Bundle, **options) -> Encoder:
+    """A new encoder of the bundle's model family: an ONNX transformer (Encoder), or a static model
+    (static.StaticEncoder, which needs only numpy and tokenizers); options as for Encoder."""
+    if bundle.is_static:
+        from .static import StaticEncoder
+
+        return StaticEncoder(bundle, **options)
+    return Encoder(bundle, **options)
 
 
 @functools.cache
@@ -296,8 +316,8 @@ def get_encoder(path: str, threads: int | None = None, batch_size: int = DEFAULT
                 del _cache[next(iter(_cache))]
             if before_load is not None:
                 before_load(path)
-            encoder = Encoder(load_bundle(path), threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
-                              engine=engine, shared_weights=shared_weights)
+            encoder = new_encoder(load_bundle(path), threads=threads, batch_size=batch_size,
+                                  batch_tokens=batch_tokens, engine=engine, shared_weights=shared_weights)
         _cache[key] = encoder  # most recently used last
         return encoder
 

@@ -20,13 +20,25 @@ ENGINES = ("onnxruntime-fp32", "openvino-bf16")
 INPUTS = {"input_ids", "attention_mask", "token_type_ids"}
 
 
-def cpu_has_native_bf16() -> bool:
+def _cpu_flags() -> list[str]:
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
+            return next((line for line in f if line.startswith("flags")), "").split()
     except OSError:
-        return False
+        return []
+
+
+def cpu_has_native_bf16() -> bool:
+    """OpenVINO computes in bf16 here (so the export can measure bf16's fidelity), fast or not."""
+    flags = _cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_has_amx() -> bool:
+    """bf16 is faster than fp32 here. Measured with all-mpnet-base-v2, 2 threads, 160 Debian descriptions: with
+    AMX, OpenVINO bf16 ran about twice as fast as ONNX Runtime fp32 (bench/RESULTS-backends-openvino-bf16.md);
+    on a Xeon with AVX512-BF16 but no AMX, at 0.57-0.72x of it. So 'auto' takes bf16 only with AMX."""
+    return "amx_bf16" in _cpu_flags()
 
 
 def openvino_available() -> bool:
@@ -61,6 +73,8 @@ def choose(bundle: Bundle, wanted: str | None) -> tuple[str, str]:
             reason = f"bf16 refused at export: {measured.get('why') or 'not accepted'}"
     elif wanted == "auto" and not cpu_has_native_bf16():
         reason = "this CPU has no native bf16 (AVX512-BF16/AMX)"
+    elif wanted == "auto" and not cpu_has_amx():
+        reason = "this CPU has bf16 without AMX, where bf16 runs slower than fp32"
     elif not openvino_available():
         reason = "openvino is not installed"
     else:

@@ -11,7 +11,7 @@ import time
 from . import engines, memory, model_stats
 from .bundle import BundleError, load_bundle
 from .chunker import chunk_spans
-from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, default_threads, get_encoder
+from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, Encoder, default_threads, get_encoder, new_encoder
 from .slots import ModelSlots
 from .wire import is_on
 
@@ -32,8 +32,10 @@ def guard(bundle_path: str, settings: dict, held: int = 0) -> None:
     """The memory guard (memory.py) for loading this bundle under these settings: raises NotEnoughMemory.
     held: bytes that requests in progress hold (the model host's)."""
     try:
-        size = os.path.getsize(os.path.join(bundle_path, "model.onnx"))
-        shared = is_on(settings.get("shared_weights")) and engines.shared_weights_ready(load_bundle(bundle_path))
+        bundle = load_bundle(bundle_path)
+        size = os.path.getsize(bundle.weights_path)
+        # A static model's table is always memory-mapped: page cache, like a prepared transformer's weights.
+        shared = bundle.is_static or (is_on(settings.get("shared_weights")) and engines.shared_weights_ready(bundle))
     except (OSError, BundleError):
         return  # a missing or damaged file: the load itself reports it
     memory.check_can_load(size, settings.get("memory_reserve_mb"), shared=shared, held=held)
@@ -57,7 +59,7 @@ def load_encoder(bundle_path: str, settings: dict, cached: bool = True, held: in
         return encoder
     started = time.perf_counter()
     guard(bundle_path, settings, held)
-    encoder = Encoder(load_bundle(bundle_path), **options)
+    encoder = new_encoder(load_bundle(bundle_path), **options)
     model_stats.recorder.load(encoder.bundle.path, encoder.engine.name, time.perf_counter() - started)
     return encoder
 
@@ -99,11 +101,10 @@ class LocalModel:
         return [chunk_spans(tokenizer, text, chunk_tokens, overlap_tokens, limit, check) for text in texts]
 
     def info(self) -> dict:
-        import onnxruntime
         import tokenizers
 
         encoder = self.encoder
-        return {
+        info = {
             "model": encoder.bundle.model_id,
             "bundle_path": encoder.bundle.path,
             "dimension": encoder.dimension,
@@ -116,7 +117,11 @@ class LocalModel:
             "engine": encoder.engine.name,
             "engine_reason": encoder.engine.reason,
             "weights": encoder.engine.weights,
-            "onnxruntime": onnxruntime.__version__,
             "tokenizers": tokenizers.__version__,
             "model_calls": encoder.calls,
         }
+        if not encoder.bundle.is_static:  # a static model runs without it: not even imported
+            import onnxruntime
+
+            info["onnxruntime"] = onnxruntime.__version__
+        return info

@@ -232,8 +232,9 @@ class TimedGate:
     def __enter__(self):
         started = time.perf_counter()
         self.held = self.inner()
-        self.held.__enter__()
+        lane = self.held.__enter__()
         self.waited += time.perf_counter() - started
+        return lane
 
     def __exit__(self, *exc):
         return self.held.__exit__(*exc)

@@ -11,7 +11,7 @@ import time
 from contextlib import contextmanager
 
 from . import host_client, lexical, memory, wire
-from .bundle import KINDS, BundleError
+from .bundle import KINDS, BundleError, NoKnownWords
 from .cache import VectorCache
 from .chunker import TooManyChunks
 from .vectors import to_pgvector
@@ -112,6 +112,10 @@ def model_errors(plpy, name: str):
                    hint="Free or add memory (with model_host off, every backend that embeds holds the model: pool "
                         "connections with PgBouncer), or, if you know better, lower memory_reserve_mb in "
                         "pgbert.settings.")
+    except NoKnownWords as exc:  # a static model's query (static.py says why an error and not zero rows)
+        plpy.error(f"pgbert: model {name!r}: {exc}", sqlstate="22023",
+                   hint="A static model knows only the words it was built from: search with other words, or "
+                        "match words lexically (search(..., mode => 'lexical') on a table with a lexical side).")
     except BundleError as exc:
         plpy.error(f"pgbert: model {name!r} cannot be loaded: {exc}", sqlstate=NOT_READY,
                    hint="Check SELECT * FROM pgbert.status(); fix the bundle or switch with pgbert.use_model().")

@@ -14,7 +14,7 @@ import select
 import socket
 import struct
 
-from .bundle import BundleError
+from .bundle import BundleError, NoKnownWords
 from .chunker import TooManyChunks
 from .memory import NotEnoughMemory
 
@@ -56,7 +56,8 @@ def address(datadir: str) -> str:
     return full if len(full.encode()) < 100 else os.path.relpath(full)
 
 
-ERRORS = {"memory": NotEnoughMemory, "bundle": BundleError, "chunks": TooManyChunks, "value": ValueError}
+ERRORS = {"memory": NotEnoughMemory, "bundle": BundleError, "chunks": TooManyChunks, "vocabulary": NoKnownWords,
+          "value": ValueError}
 
 
 def send(sock: socket.socket, header: dict, body=b"") -> None:

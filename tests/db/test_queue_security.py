@@ -73,7 +73,7 @@ def test_a_worker_role_embeds_as_each_tables_owner_without_reading_it(conn, app,
     with pytest.raises(DENIED):
         conn.execute(f"SELECT body FROM {docs}")
     with pytest.raises(DENIED):  # the store function is pgbert's owner's to call, nobody else's
-        conn.execute(f"SELECT pgbert.store_queued_{docs_oid(conn, docs)}('{{}}', '{{}}', '{{}}', '{{}}')")
+        conn.execute(f"SELECT pgbert.store_queued_{docs_oid(conn, docs)}('{{}}', '{{}}', '{{}}', '{{}}', false)")
     assert conn.execute("CALL pgbert.process_queue()").fetchone()[0] == 5
     as_role(conn, alice)
     assert {r[0] for r in conn.execute(f"SELECT who FROM {alice}.writers")} == {alice}
@@ -91,9 +91,9 @@ def test_the_store_step_acts_only_for_its_owner(conn, app):  # noqa: F811
     oid = docs_oid(conn, docs)
     as_role(conn, mallory)
     with pytest.raises(DENIED):
-        conn.execute(f"SELECT pgbert.store_queued_{oid}('{{1}}', '{{1}}', NULL, NULL)")
+        conn.execute(f"SELECT pgbert.store_queued_{oid}('{{1}}', '{{1}}', NULL, NULL, false)")
     with pytest.raises(DENIED, match="owner"):
-        conn.execute("SELECT pgbert._store_queued(%s, '{1}', '{1}', NULL, NULL)", (oid,))
+        conn.execute("SELECT pgbert._store_queued(%s, '{1}', '{1}', NULL, NULL, false)", (oid,))
     conn.execute(f"CREATE TABLE {mallory}.mine (id int PRIMARY KEY, body text)")
     with pytest.raises(DENIED):  # pgbert's queue trigger is attached by pgbert alone
         conn.execute(f"CREATE TRIGGER q AFTER INSERT ON {mallory}.mine REFERENCING NEW TABLE AS pgbert_new_rows "

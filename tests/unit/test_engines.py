@@ -23,6 +23,7 @@ def bundle(tiny_bundle):
 def test_auto_uses_bf16_only_when_measured_faithful_and_native(bundle, monkeypatch):
     monkeypatch.setattr(engines, "openvino_available", lambda: True)
     monkeypatch.setattr(engines, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(engines, "cpu_has_amx", lambda: True)
     good = with_precisions(bundle, {"openvino-bf16": {"min_cosine": 0.9995, "accepted": True}})
     assert engines.choose(good, "auto")[0] == "openvino-bf16"
     bad = with_precisions(bundle, {"openvino-bf16": {"min_cosine": 0.98, "accepted": False}})
@@ -30,6 +31,10 @@ def test_auto_uses_bf16_only_when_measured_faithful_and_native(bundle, monkeypat
     assert engine == "onnxruntime-fp32" and "0.98" in why
     assert engines.choose(with_precisions(bundle, {}), "auto") == ("onnxruntime-fp32",
                                                                    "bf16 fidelity not measured at export")
+    monkeypatch.setattr(engines, "cpu_has_amx", lambda: False)  # AVX512-BF16 alone: bf16 is slower there
+    assert engines.choose(good, "auto") == ("onnxruntime-fp32",
+                                            "this CPU has bf16 without AMX, where bf16 runs slower than fp32")
+    assert engines.choose(good, "openvino-bf16")[0] == "openvino-bf16"  # named by the setting, it runs
     monkeypatch.setattr(engines, "cpu_has_native_bf16", lambda: False)
     assert engines.choose(good, "auto")[0] == "onnxruntime-fp32"
 
@@ -65,6 +70,7 @@ def test_bf16_named_by_the_setting_says_so_on_a_cpu_without_it(bundle, monkeypat
     assert engines.choose(good, "openvino-bf16") == (
         "openvino-bf16", "faithful (min cosine 0.99950), chosen by setting on a CPU without native bf16")
     monkeypatch.setattr(engines, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(engines, "cpu_has_amx", lambda: True)
     assert engines.choose(good, "auto") == ("openvino-bf16", "faithful (min cosine 0.99950), native bf16")
 
 
