@@ -33,6 +33,7 @@ bench: setup    ## the full benchmark on the default model -> bench/RESULTS*.md,
 	.venv/bin/python bench/embedding_queue.py
 	.venv/bin/python bench/model_stats.py
 	.venv/bin/python bench/model_change.py
+	.venv/bin/python bench/models.py
 
 load: setup     ## 8 inserting + 8 searching clients for 60 s -> bench/RESULTS-load.md
 	.venv/bin/python bench/load.py --output bench/RESULTS-load.md

@@ -47,12 +47,17 @@ def cmd_export(args) -> int:
     say(f"exported {manifest['model_id']} ({manifest['dimension']}-d, {manifest['pooling']} pooling, "
         f"normalize={manifest['normalize']}, max {manifest['max_tokens']} tokens) to {output}")
     if args.activate:
-        import psycopg2
-
-        with psycopg2.connect(args.url or local_cluster().url()) as conn, conn.cursor() as cur:
-            cur.execute("SELECT pgbert.use_model(%s)", (os.path.realpath(output),))
-            say(f"active model: {cur.fetchone()[0]}")
+        activate(output, args.url)
     return 0
+
+
+def activate(bundle: str, url: str | None) -> None:
+    """export --activate: the bundle becomes the database's default model."""
+    import psycopg2
+
+    with psycopg2.connect(url or local_cluster().url()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pgbert.use_model(%s)", (os.path.realpath(bundle),))
+        say(f"active model: {cur.fetchone()[0]}")
 
 
 def ensure_model(paths: Paths, model: str = DEFAULT_MODEL) -> str:

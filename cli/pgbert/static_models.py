@@ -44,11 +44,9 @@ def export_static(args) -> int:
     say(f"exported {manifest['model_id']} ({manifest['dimension']}-d, {manifest['vocab_size']} tokens, "
         f"normalize={manifest['normalize']}) to {output}")
     if args.activate:
-        import psycopg2
+        from .cli import activate
 
-        with psycopg2.connect(database_url(args)) as conn, conn.cursor() as cur:
-            cur.execute("SELECT pgbert.use_model(%s)", (os.path.realpath(output),))
-            say(f"active model: {cur.fetchone()[0]}")
+        activate(output, args.url)
     return 0
 
 
