@@ -129,7 +129,8 @@ def _line_problem(line: bytes, dimension: int) -> str | None:
     try:
         parts = line.decode("utf-8").rstrip().split(" ")
     except UnicodeDecodeError:
-        return "is not UTF-8 text: not a text vectors file (a binary one? then leave out --no-binary)"
+        return ("is not UTF-8 text: a text vectors file is UTF-8 throughout (a binary Word2Vec file? then it was "
+                "read as text because of --no-binary or its header: pass --binary)")
     if not all(_is_number(p.encode()) for p in parts[1:]):
         return "is not a word followed by numbers: not a vectors file"
     if len(parts) - 1 != dimension:

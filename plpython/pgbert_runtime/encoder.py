@@ -221,10 +221,8 @@ class Encoder:
         for chunk in self.batches([len(x) for x in ids]):
             if check is not None:
                 check()
-            # the thread budget (slots.py, host.Budget), in the database; the model host's may hand over a
-            # one-thread copy of the engine to run this call on (host.Lanes)
-            with gate() if gate is not None else nullcontext() as lane:
-                out[chunk] = self._run([ids[i] for i in chunk], [types[i] for i in chunk], lane)
+            with gate() if gate is not None else nullcontext():  # the thread budget (slots.py), in the database
+                out[chunk] = self._run([ids[i] for i in chunk], [types[i] for i in chunk])
         return out
 
     def batches(self, lengths: Sequence[int]) -> list[list[int]]:
@@ -242,7 +240,7 @@ class Encoder:
             batches.append(current)
         return batches
 
-    def _run(self, ids: list[list[int]], types: list[list[int]], engine=None) -> np.ndarray:
+    def _run(self, ids: list[list[int]], types: list[list[int]]) -> np.ndarray:
         width = max(len(x) for x in ids)
         input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
         token_types = np.zeros((len(ids), width), dtype=np.int64)
@@ -252,7 +250,7 @@ class Encoder:
             token_types[row, :len(typ)] = typ
             mask[row, :len(tok)] = 1
         feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": token_types}
-        hidden = (engine or self.engine).run(feeds)
+        hidden = self.engine.run(feeds)
         self.calls += 1
         pooled = self.pool(hidden.astype(np.float32, copy=False), mask)
         return l2_normalize(pooled) if self.bundle.normalize else pooled

@@ -8,9 +8,8 @@ connection's first embed() costs a socket connect. The host runs the very code a
 Lifecycle: the first backend that needs it starts it (host_client.py); it lives in the data directory (its
 socket is pgbert_host/host.sock, readable by the server's OS user only), detaches from that backend, and
 exits as soon as the postmaster that it serves does. If it dies, the next call starts another.
-Concurrency: a thread per backend connection; model calls (and tokenizer calls) use at most thread_budget
-threads at once, the rest queue (Budget), and run side by side on one thread each while several requests
-wait (Lanes); a backend that goes away (cancel, statement_timeout, disconnect)
+Concurrency: a thread per backend connection; at most thread_budget // threads model calls (and tokenizer
+calls) run at once, the rest queue (Budget); a backend that goes away (cancel, statement_timeout, disconnect)
 stops its work at the next model call.
 Bounds, since every database's requests share the host: a request's thread_budget never exceeds the host's
 own (the CPUs it may use), memory_reserve_mb is at least 0, at most MAX_MODELS models stay loaded (the least
@@ -63,83 +62,28 @@ def log(message: str) -> None:
 
 
 class Budget:
-    """The threads model calls use at once: at most n (a request's thread_budget, never above the host's). A call
-    runs on its model's engine, `threads` wide; the others wait in turn. While two requests or more are being
-    answered (queue workers, several backends), a model with Lanes runs each call on a one-thread copy of its
-    engine instead, side by side: two one-thread calls kept both cores busy where a two-thread call's threads
-    wait for each other whenever the database's own work takes a core (measured with ONNX Runtime,
-    all-mpnet-base-v2, 2 cores: 1.0-1.15x the two-thread call's texts/s on an idle machine, up to 1.9x on a
-    busy one). A lone request keeps the wide call: a query's latency is the two-thread one."""
+    """At most n model calls at once (n given per call: thread_budget // threads); the others wait in turn."""
 
     def __init__(self):
         self.condition = threading.Condition()
-        self.used = 0  # threads of the calls running
-        self.requests = 0  # requests being answered (encode), running a call or not
+        self.running = 0
         self.waited_seconds = 0.0
 
     @contextmanager
-    def request(self):
+    def hold(self, n: int, check):
         with self.condition:
-            self.requests += 1
+            started = time.perf_counter()
+            while self.running >= n:
+                self.condition.wait(WAIT_SECONDS)
+                check()
+            self.running += 1
+            self.waited_seconds += time.perf_counter() - started
         try:
             yield
         finally:
             with self.condition:
-                self.requests -= 1
-
-    @contextmanager
-    def hold(self, n: int, check, width: int = 1, lanes: Lanes | None = None):
-        """A model call's threads (width, or one on a lane; n at most in all); yields the lane engine or None."""
-        with self.condition:
-            started = time.perf_counter()
-            while True:
-                narrow = lanes is not None and width > 1 and self.requests > 1
-                need = 1 if narrow else max(1, min(width, n))
-                if self.used + need <= max(n, need):
-                    break
-                self.condition.wait(WAIT_SECONDS)
-                check()
-            self.used += need
-            self.waited_seconds += time.perf_counter() - started
-        lane = None
-        try:
-            lane = lanes.take() if narrow else None
-            yield lane
-        finally:
-            if lane is not None:
-                lanes.give(lane)
-            with self.condition:
-                self.used -= need
-                self.condition.notify_all()
-
-
-class Lanes:
-    """One-thread copies of a model's engine, made when first needed (at most one per thread of the budget runs
-    at a time). Only for an engine whose weights are shared (ONNX Runtime's prepared model, memory-mapped): a
-    copy then costs little memory. OpenVINO holds its weights per compiled model (800 MB for all-mpnet-base-v2),
-    so its calls stay wide."""
-
-    def __init__(self, encoder):
-        self.encoder = encoder
-        self.free: list = []
-        self.lock = threading.Lock()
-
-    @staticmethod
-    def usable(encoder) -> bool:
-        engine = encoder.engine
-        return encoder.threads > 1 and engine.name == "onnxruntime-fp32" and engine.weights.startswith("shared")
-
-    def take(self):
-        with self.lock:
-            if self.free:
-                return self.free.pop()
-        from . import engines
-
-        return engines.load(self.encoder.bundle, 1, self.encoder.engine.name)
-
-    def give(self, engine) -> None:
-        with self.lock:
-            self.free.append(engine)
+                self.running -= 1
+                self.condition.notify()
 
 
 class InFlight:
@@ -215,7 +159,6 @@ class Host:
                     log(f"unloaded {unloaded.bundle.model_id} ({unloaded.bundle.path}): at most {cap} models")
             started = time.perf_counter()
             model = LocalModel(load_encoder(bundle_path, settings, cached=False, held=self.in_flight.held))
-            model.lanes = Lanes(model.encoder) if Lanes.usable(model.encoder) else None
             with self.lock:
                 self.models[key] = model
             log(f"loaded {model.bundle.model_id} from {bundle_path} in {time.perf_counter() - started:.2f} s "
@@ -246,10 +189,9 @@ class Host:
         if op == "encode":
             # A database's thread_budget may lower the host's, never raise it: the host's CPUs are every database's.
             asked = int(request["settings"]["thread_budget"] or 0) or self.thread_budget
-            n, width, lanes = min(asked, self.thread_budget), model.encoder.threads, getattr(model, "lanes", None)
-            with self.budget.request():
-                vectors = model.encode(texts, request["kind"], check, lambda: self.budget.hold(n, check, width, lanes),
-                                       record=request.get("stats", True))  # False: a benchmark's backend
+            slots = max(1, min(asked, self.thread_budget) // model.encoder.threads)
+            vectors = model.encode(texts, request["kind"], check, lambda: self.budget.hold(slots, check),
+                                   record=request.get("stats", True))  # False: a benchmark's backend
             self.requests += 1
             self.texts += len(vectors)
             return {"n": len(vectors), "dimension": model.dimension}, vectors.astype("=f4", copy=False).tobytes()

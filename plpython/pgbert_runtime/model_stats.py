@@ -232,9 +232,8 @@ class TimedGate:
     def __enter__(self):
         started = time.perf_counter()
         self.held = self.inner()
-        lane = self.held.__enter__()
+        self.held.__enter__()
         self.waited += time.perf_counter() - started
-        return lane
 
     def __exit__(self, *exc):
         return self.held.__exit__(*exc)
