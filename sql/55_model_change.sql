@@ -202,6 +202,8 @@ BEGIN
         COMMIT;
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
+    COMMIT;  -- nothing of the backfill held while the index waits for writers (a writer waiting on it: deadlock)
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     RAISE NOTICE 'pgbert: building the new model''s index on %', tbl;
     EXECUTE format('CREATE INDEX ON %s USING hnsw (%I %s)', tbl,
                    (SELECT pgbert._attname(tbl, e.next_vector_attnum) FROM pgbert.enabled_tables e WHERE e.relid = tbl),

@@ -192,6 +192,8 @@ BEGIN
         COMMIT;
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
+    COMMIT;  -- nothing of the backfill held while the index waits for writers (a writer waiting on it: deadlock)
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM pgbert._index_vectors(pgbert._next_chunks(pgbert._embedding_config(tbl)));  -- 40_enable.sql
     COMMIT;  -- the index, then the switch alone
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
