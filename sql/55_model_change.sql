@@ -171,6 +171,7 @@ LANGUAGE plpgsql
 AS $proc$
 DECLARE
     caller_path text := pg_catalog.current_setting('search_path');
+    shadow      pgbert.embedded_tables;
     done        bigint := 0;
     n           bigint;
     total       bigint;
@@ -204,10 +205,9 @@ BEGIN
     END LOOP;
     COMMIT;  -- nothing of the backfill held while the index waits for writers (a writer waiting on it: deadlock)
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    RAISE NOTICE 'pgbert: building the new model''s index on %', tbl;
-    EXECUTE format('CREATE INDEX ON %s USING hnsw (%I %s)', tbl,
-                   (SELECT pgbert._attname(tbl, e.next_vector_attnum) FROM pgbert.enabled_tables e WHERE e.relid = tbl),
-                   pgbert._operator_class((SELECT e.metric FROM pgbert.enabled_tables e WHERE e.relid = tbl)));
+    shadow := pgbert._embedding_config(tbl);  -- the table as it will be: its vectors in the shadow column
+    shadow.vector_column := pgbert._attname(tbl, shadow.next_vector_attnum);
+    PERFORM pgbert._index_vectors(shadow);  -- 40_enable.sql (kept when a resumed change built it already)
     COMMIT;  -- the index, then the switch alone
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM pgbert._prove_caller(tbl, true);

@@ -170,3 +170,19 @@ def test_change_model_on_a_partitioned_table_gives_each_row_its_own_vector(conn,
                         ).fetchall()
     assert len(rows) == 10 and all(vector for _, vector, _ in rows)
     assert_same_vectors(conn, rows)
+
+
+def test_a_resumed_change_keeps_the_index_it_built(conn, wide):
+    conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text)")
+    conn.execute("CALL pgbert.enable_embedding('docs', 'body')")
+    conn.execute("INSERT INTO docs SELECT g, 'text ' || g FROM generate_series(1, 5) g")
+    with conn.transaction():  # a change stopped after its index was built, before the switch
+        conn.execute("SELECT pgbert._prove_caller('docs', true)")
+        conn.execute("SELECT pgbert.model_change_step('docs', 'begin', 'wide')")
+    opclass = conn.execute("SELECT pgbert._operator_class(metric) FROM pgbert.enabled_tables "
+                           "WHERE relid = 'docs'::regclass").fetchone()[0]
+    conn.execute(f"CREATE INDEX ON docs USING hnsw (body_embedding_wide {opclass})")
+    conn.execute("CALL pgbert.change_model('docs', 'wide')")  # resumed
+    assert conn.execute("""SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
+                            AND a.attnum = ANY (i.indkey) WHERE i.indrelid = 'docs'::regclass
+                            AND a.attname = 'body_embedding_wide'""").fetchone() == (1,)
