@@ -6,6 +6,7 @@ on varied texts, recorded in the manifest) and passed MIN_COSINE; otherwise the 
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 
@@ -20,6 +21,7 @@ ENGINES = ("onnxruntime-fp32", "openvino-bf16")
 INPUTS = {"input_ids", "attention_mask", "token_type_ids"}
 
 
+@functools.cache  # read once per process: the flags never change
 def _cpu_flags() -> list[str]:
     try:
         with open("/proc/cpuinfo") as f:
