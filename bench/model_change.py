@@ -14,7 +14,7 @@ model of that name, or that bundle under another name, is registered already; a 
 dropped again with the table.
 Measured:
   steps     begin, backfill, index and switch, from change_model's NOTICEs as they arrive (begin ends with
-            "is moving to model" and the commit right after it, backfill with "building the new model's
+            "is moving to model" and the commit right after it, backfill with "building an HNSW
             index"); the index step ends at the first sample in which pg_stat_progress_create_index no longer
             shows change_model's backend (so it may hold up to a sample of the switch), the switch when the
             CALL returns (the index and the switch commit together).
@@ -313,7 +313,7 @@ def _change(conn, url: str, clients: Clients, model: str, batch_size: int | None
             raise RuntimeError(f"change_model sent no NOTICE matching {pattern!r}: {[m for _, m in notices]}")
         return found[0]
 
-    t_begun, t_index = notice("is moving to model"), notice("building the new model's index")
+    t_begun, t_index = notice("is moving to model"), notice("building an HNSW index")
     raced = t_begun + 2 * SAMPLE_SECONDS  # begin commits right after its NOTICE: a sample may race the commit
     t_begun = max([s[0] + 1e-6 for s in sampler.samples if t_begun < s[0] < raced and "AccessExclusiveLock" in s[1]]
                   + [t_begun])

@@ -48,6 +48,7 @@ GRANT EXECUTE ON FUNCTION
     pgbert.pending_rows(regclass), pgbert.lexemes(text, text), pgbert.query_lexemes(text, text),
     pgbert.text_language(text), pgbert.embed_chunks(text[], integer, integer, text),
     pgbert.embed(text, text, text), pgbert.embed_batch(text[], text, text),
+    pgbert._embed_named(text[], text, text),  -- SECURITY DEFINER: the registry's row for a name, to _embed_with
     -- SECURITY DEFINER entry points: check that the caller (proven by _prove_caller) owns the table
     pgbert.setup_embedding(regclass, name, name, text, text, integer, integer, text, text),
     pgbert.teardown_embedding(regclass, boolean), pgbert._prove_caller(regclass, boolean),

@@ -87,7 +87,11 @@ def _active(plpy, name: str | None = None):
     if not rows:
         plpy.error("pgbert: no active model", sqlstate=NOT_READY,
                    hint="An administrator registers one with: SELECT pgbert.use_model('/path/to/bundle');")
-    row = rows[0]
+    return _load_registered(plpy, rows[0]), rows[0]
+
+
+def _load_registered(plpy, row: dict):
+    """The model of a registry row with its settings, its bundle checked against the files registered."""
     started = time.perf_counter()
     with model_errors(plpy, row["name"]):
         model = _model_for(plpy, row["bundle_path"], row)
@@ -99,7 +103,7 @@ def _active(plpy, name: str | None = None):
                    f"{model.dimension}-d); vectors would not match the ones already stored", sqlstate=NOT_READY,
                    hint="Restore the registered bundle, or register the new one with "
                         "SELECT pgbert.use_model(path) (a different model needs its tables re-embedded).")
-    return model, row
+    return model
 
 
 @contextmanager
@@ -168,9 +172,14 @@ def interrupt_check(plpy):
     return lambda: plpy.execute(_ping)
 
 
+def _no_check() -> None:
+    """The interrupt check of a call that may run no query."""
+
+
 def _check_input_size(plpy, texts, settings: dict) -> None:
+    """call_chars: the whole call's size, where embed_registered gets it in slices."""
     limit = int(settings.get("max_input_chars") or 0)
-    total = sum(len(t) for t in texts if t is not None)
+    total = settings.get("call_chars") or sum(len(t) for t in texts if t is not None)
     if limit and total > limit:
         plpy.error(f"pgbert: {total} characters in one call, more than max_input_chars ({limit})",
                    sqlstate=TOO_MUCH_INPUT,
@@ -178,8 +187,9 @@ def _check_input_size(plpy, texts, settings: dict) -> None:
                         "reach the model), or ask an administrator to raise max_input_chars in pgbert.settings.")
 
 
-def _embed(plpy, texts, kind: str, active: tuple | None = None) -> list:
-    """Vectors of texts (rows with .tolist()), in order; None for a None text."""
+def _embed(plpy, texts, kind: str, active: tuple | None = None, may_query: bool = True) -> list:
+    """Vectors of texts (rows with .tolist()), in order; None for a None text. may_query=False: run no
+    query (in parallel mode, where PL/Python's queries are refused): no checks for a cancel meanwhile."""
     model, settings = active or _active(plpy)
     if kind not in KINDS:
         plpy.error(f"pgbert: kind must be 'query' or 'document', not {kind!r}", sqlstate="22023",
@@ -188,7 +198,7 @@ def _embed(plpy, texts, kind: str, active: tuple | None = None) -> list:
     started = time.perf_counter()
     present = [i for i, t in enumerate(texts) if t is not None]
     with model_errors(plpy, settings["name"]):
-        found = model.encode([texts[i] for i in present], kind, interrupt_check(plpy))
+        found = model.encode([texts[i] for i in present], kind, interrupt_check(plpy) if may_query else _no_check)
     vectors = [None] * len(texts)
     for i, vector in zip(present, found, strict=True):
         vectors[i] = vector
@@ -222,6 +232,18 @@ def embed_batch(plpy, texts: list | None, kind: str = "document", model: str | N
     if texts is None:
         return None
     vectors = _embed(plpy, texts, kind, _active(plpy, model))
+    return [None if v is None else to_pgvector(v) for v in vectors]
+
+
+def embed_registered(plpy, texts: list, kind: str, registered: str) -> list:
+    """embed(text, model => name) and embed_batch(..., model => name), which may run in parallel mode: the
+    registry row and settings come as JSON from pgbert._embed_named (PL/pgSQL reads them there without the
+    subtransaction PL/Python would need) and no query runs here. No vector cache: the caller's role, its key,
+    is not known here (the function runs as its owner)."""
+    import json
+
+    row = json.loads(registered)
+    vectors = _embed(plpy, texts, kind, (_load_registered(plpy, row), row), may_query=False)
     return [None if v is None else to_pgvector(v) for v in vectors]
 
 

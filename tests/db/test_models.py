@@ -81,11 +81,44 @@ def test_the_default_model_changes_without_touching_tables(conn, wide):
     assert conn.execute("SELECT vector_dims(body_embedding), vector_dims(embed('x')) FROM docs").fetchone() == (32, 64)
 
 
-def test_a_query_that_could_go_parallel_still_embeds(conn, wide):
+def test_a_named_model_embeds_in_parallel_workers(conn, wide):
+    """embed(text, model) is PARALLEL SAFE: a worker runs it (PL/Python could run no query there)."""
+    assert conn.execute("SELECT DISTINCT proparallel FROM pg_proc WHERE proname IN ('embed', 'embed_batch') "
+                        "AND 'name'::regtype = ANY (proargtypes)").fetchall() == [("s",)]
+    texts = [f"text number {i}" for i in range(40)]
+    conn.execute("CREATE TABLE t AS SELECT i, t FROM unnest(%s::text[]) WITH ORDINALITY u(t, i)", (texts,))
+    serial = conn.execute("SELECT i, embed(t, model => 'wide')::text FROM t ORDER BY i").fetchall()
     conn.execute("SET force_parallel_mode = on" if conn.info.server_version < 160000
                  else "SET debug_parallel_query = on")
-    assert conn.execute("SELECT vector_dims(embed(t, model => 'wide')) FROM (VALUES ('a'), ('b')) v(t)"
-                        ).fetchall() == [(64,), (64,)]
+    conn.execute("SET parallel_leader_participation = off")  # the worker embeds, not the leader
+    query = "SELECT i, embed(t, model => 'wide')::text FROM t ORDER BY i"
+    plan = str(conn.execute("EXPLAIN (ANALYZE, VERBOSE, COSTS OFF) " + query).fetchall())
+    assert "Workers Launched: 1" in plan and "Worker 0:  actual" in plan and "embed(" in plan
+    parallel = conn.execute(query).fetchall()
+    assert [i for i, _ in parallel] == [i for i, _ in serial]
+    assert_same_vectors(conn, [(i, a, b) for (i, a), (_, b) in zip(serial, parallel)])
+    batch = conn.execute("SELECT embed_batch(array_agg(t ORDER BY i), model => 'wide')::text[] FROM t").fetchone()[0]
+    assert_same_vectors(conn, [(i, a, b) for a, (i, b) in zip(batch, serial)])
+
+
+def test_a_named_models_batch_goes_in_slices_and_keeps_order_limits_and_cancels(conn, wide):
+    texts = [None if i % 7 == 3 else f"word {i} " * (i % 5 + 1) for i in range(150)]  # 3 slices of 64
+    one_by_one = [None if t is None else conn.execute("SELECT embed(%s, model => 'wide')::text", (t,)).fetchone()[0]
+                  for t in texts]
+    batch = conn.execute("SELECT embed_batch(%s, model => 'wide')::text[]", (texts,)).fetchone()[0]
+    assert [v is None for v in batch] == [t is None for t in texts]
+    assert_same_vectors(conn, [(t, a, b) for t, a, b in zip(texts, batch, one_by_one) if t is not None])
+    shifted = conn.execute("SELECT embed_batch('[0:1]={a,b}'::text[], model => 'wide')::text[]").fetchone()[0]
+    assert len(shifted) == 2  # an array not starting at 1 loses no element
+    total = sum(len(t) for t in texts if t)
+    conn.execute("UPDATE pgbert.settings SET value = %s WHERE name = 'max_input_chars'", (str(total - 1),))
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded, match=f"{total} characters in one call"):
+        conn.execute("SELECT embed_batch(%s, model => 'wide')", (texts,))  # each slice fits: the call does not
+    conn.execute("UPDATE pgbert.settings SET value = NULL WHERE name = 'max_input_chars'")
+    conn.execute("SET statement_timeout = '300ms'")
+    with pytest.raises(psycopg.errors.QueryCanceled):  # between slices: _embed_with cannot check
+        conn.execute("SELECT embed_batch(array_agg('long text ' || g || repeat(' more words', 40)), model => 'wide') "
+                     "FROM generate_series(1, 30000) g")
 
 
 def test_change_model_moves_a_table_while_it_is_written_and_searched(conn, wide):

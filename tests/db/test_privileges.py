@@ -72,10 +72,10 @@ def test_every_security_definer_routine_pins_its_settings_and_only_entry_points_
         if not name.startswith(("write_back_", "store_queued_")):
             assert "check_function_bodies=on" in config, name
     assert [n for n, _ in definers if not n.startswith(("write_back_", "store_queued_"))] == [
-        "_next_backlog", "_queue_counts", "_work_claimed", "change_strategy", "claim_batch", "compute_claimed",
-        "fail_claimed", "follow_altered_tables", "forget_dropped", "model_change_step", "queue_trigger",
-        "queue_wait_seconds", "release_claims",
-        "requeue_failed", "setup_embedding", "store_claimed", "teardown_embedding"]
+        "_embed_named", "_next_backlog", "_queue_counts", "_work_claimed", "change_strategy", "claim_batch",
+        "compute_claimed", "fail_claimed", "follow_altered_tables", "forget_dropped", "model_change_step",
+        "queue_trigger", "queue_wait_seconds", "release_claims", "requeue_failed", "setup_embedding",
+        "store_claimed", "teardown_embedding"]
     # A table's write-back function holds fixed text and its table's oid: the same for every table.
     bodies = conn.execute("""
         SELECT DISTINCT regexp_replace(p.prosrc, '[0-9]+', 'N', 'g') FROM pg_proc p

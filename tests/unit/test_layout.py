@@ -29,6 +29,7 @@ FROZEN = {
     "0011_queue.py": "d1fe5ac38d826a0e7ffa1452603124f416930e7f5250b6ee670c40436033dbd2",
     "0012_named_models.py": "40548be58582eccda8976753145667905f97fe7c66a1179e23f720304e89b85b",
     "0013_model_change_queue_chunks.py": "e363924f274854860865369e31a87eb9401d0f89a3ec758992631048c085d358",
+    "0014_parallel_safe_named_embed.py": "2e93fef65bafc69889b299a46e7fac093035c17ff4e354d64134264104c0f731",
 }
 
 ROUTINE = re.compile(r"^CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE) ([\w.]+)\((.*?)^AS (\$\w*\$).*?\3", re.M | re.S)
